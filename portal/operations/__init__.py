@@ -1,0 +1,1 @@
+"""Plain-Python operations shared by views and jobs; they know nothing of requests or RQ."""

@@ -1,0 +1,30 @@
+"""The registration counter that pages show instead of counting rows."""
+
+from sqlalchemy import func, select, update
+
+from portal.extensions import db
+from portal.models import DataSource, Registration
+
+
+def recount_registrations(data_source_id, progress):
+    """Count the data source's registrations and store the total on it."""
+    progress.update(0, total=1)
+    total = db.session.scalar(
+        select(func.count()).select_from(Registration).where(Registration.data_source_id == data_source_id)
+    )
+    db.session.execute(
+        update(DataSource).where(DataSource.id == data_source_id).values(registration_count=total)
+    )
+    progress.update(1, total=1)
+    db.session.commit()
+    return {"registrations": total}
+
+
+def adjust_registration_count(data_source_id, delta):
+    """Move the counter by delta in the caller's transaction (atomic in SQL, not in Python)."""
+    if delta:
+        db.session.execute(
+            update(DataSource)
+            .where(DataSource.id == data_source_id)
+            .values(registration_count=DataSource.registration_count + delta)
+        )
