@@ -8,6 +8,8 @@ from portal.models import DataSource, Registration
 
 def recount_registrations(data_source_id, progress):
     """Count the data source's registrations and store the total on it."""
+    if data_source_id is None or db.session.get(DataSource, data_source_id) is None:
+        raise LookupError("The data source no longer exists.")
     progress.update(0, total=1)
     total = db.session.scalar(
         select(func.count()).select_from(Registration).where(Registration.data_source_id == data_source_id)

@@ -11,8 +11,8 @@ def wants_fragment():
     )
 
 
-def render_page_or_fragment(page, fragment, **context):
+def render_page_or_fragment(page_template, fragment_template, **context):
     """Render the page for a browser and the fragment for htmx, from one context."""
-    response = make_response(render_template(fragment if wants_fragment() else page, **context))
+    response = make_response(render_template(fragment_template if wants_fragment() else page_template, **context))
     response.headers["Vary"] = "HX-Request"
     return response
