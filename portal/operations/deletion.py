@@ -1,0 +1,282 @@
+"""Deleting registrations into the restore window, restoring them, purging them, suppressing ids.
+
+Each operation is set-based: a fixed number of statements whatever the number of rows.
+"""
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from sqlalchemy import delete, exists, func, insert, literal, select
+
+from portal.extensions import db
+from portal.models import (
+    DataSource,
+    DeletedRegistration,
+    DeletionBatch,
+    Employee,
+    Registration,
+    Suppression,
+    utcnow,
+)
+from portal.operations import audit
+from portal.operations.counting import adjust_registration_count
+from portal.operations.listing import RegistrationFilter
+from portal.operations.statements import insert_counting, is_postgresql
+
+COPIED_COLUMNS = ("id", "data_source_id", "external_id", "employee_id", "occurred_on", "values", "updated_at")
+
+
+class DeletionRefused(Exception):
+    """A deletion or restore that must not happen; the message is for the person who asked."""
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which registrations of one data source: ticked ids, or all matching a filter but some."""
+
+    filter: RegistrationFilter
+    ids: frozenset = None  # None: every registration matching the filter
+    excluded_ids: frozenset = field(default_factory=frozenset)
+
+    @property
+    def data_source_id(self):
+        """The data source every selected registration belongs to."""
+        return self.filter.data_source_id
+
+    @property
+    def is_all_matching(self):
+        """Selected as a filter rather than as ids."""
+        return self.ids is None
+
+    @property
+    def is_empty(self):
+        """Nothing ticked (an all-matching selection is not empty until counted)."""
+        return self.ids is not None and not self.ids
+
+    def clauses(self, table=Registration):
+        """WHERE clauses selecting these registrations in a registration-shaped table."""
+        where = self.filter.clauses(table)
+        if self.ids is not None:
+            where.append(table.id.in_(sorted(self.ids)))
+        if self.excluded_ids:
+            where.append(table.id.not_in(sorted(self.excluded_ids)))
+        return where
+
+    def to_dict(self):
+        """JSON form, for job parameters and the batch's record."""
+        return {
+            "filter": self.filter.to_dict(),
+            "ids": sorted(self.ids) if self.ids is not None else None,
+            "excluded_ids": sorted(self.excluded_ids),
+        }
+
+    @classmethod
+    def from_dict(cls, data):
+        """The inverse of to_dict."""
+        ids = data.get("ids")
+        return cls(
+            filter=RegistrationFilter.from_dict(data["filter"]),
+            ids=frozenset(ids) if ids is not None else None,
+            excluded_ids=frozenset(data.get("excluded_ids") or ()),
+        )
+
+
+@dataclass(frozen=True)
+class SelectionSummary:
+    """What a confirmation tells before deleting: how many, over which period, whose."""
+
+    count: int
+    first_on: object
+    last_on: object
+    employees: list  # [(name, active, count)], most registrations first
+
+
+def summarize(selection):
+    """Count the selection and describe its period and employees (two queries)."""
+    where = selection.clauses()
+    count, first_on, last_on = db.session.execute(
+        select(func.count(), func.min(Registration.occurred_on), func.max(Registration.occurred_on)).where(*where)
+    ).one()
+    employees = db.session.execute(
+        select(func.coalesce(Employee.name, "No employee"), func.coalesce(Employee.active, True), func.count())
+        .select_from(Registration)
+        .outerjoin(Employee, Employee.id == Registration.employee_id)
+        .where(*where)
+        .group_by(Employee.id, Employee.name, Employee.active)
+        .order_by(func.count().desc())
+    ).all()
+    return SelectionSummary(count, first_on, last_on, [tuple(row) for row in employees])
+
+
+def delete_registrations(selection, *, actor_id, expected_count, kind="selected", reason="",
+                         suppress=False, restore_days=30):
+    """Move the selected registrations into a new deletion batch; refuse if the selection changed."""
+    if selection.is_empty or expected_count < 1:
+        raise DeletionRefused("Nothing is selected: tick the registrations to delete first.")
+    data_source = db.session.get(DataSource, selection.data_source_id)
+    now = utcnow()
+    batch = DeletionBatch(
+        data_source_id=data_source.id, created_by_id=actor_id, kind=kind, status="deleted",
+        selection=selection.to_dict(), reason=reason, created_at=now,
+        expires_at=now + timedelta(days=restore_days),
+    )
+    db.session.add(batch)
+    db.session.flush()
+    moved = _move_into_batch(selection, batch.id)
+    if moved != expected_count:
+        db.session.rollback()
+        raise DeletionRefused(
+            f"The selection changed since it was shown: {expected_count:,} were selected, "
+            f"{moved:,} of them can be deleted now. Nothing was deleted; check the selection and try again."
+        )
+    batch.count = moved
+    batch.first_on, batch.last_on = db.session.execute(
+        select(func.min(DeletedRegistration.occurred_on), func.max(DeletedRegistration.occurred_on))
+        .where(DeletedRegistration.batch_id == batch.id)
+    ).one()
+    adjust_registration_count(data_source.id, -moved)
+    if suppress:
+        suppress_batch(batch, actor_id)
+    audit.record("delete_registrations", data_source, actor_id, count=moved, reason=reason,
+                 details={"batch_id": batch.id, "kind": kind, "selection": selection.to_dict(), "suppressed": suppress})
+    db.session.commit()
+    return batch
+
+
+def _move_into_batch(selection, batch_id):
+    """Copy the selected rows into the batch and delete them; returns how many moved."""
+    table = Registration.__table__
+    archive = DeletedRegistration.__table__
+    columns = [table.c[name] for name in COPIED_COLUMNS]
+    if is_postgresql():
+        # One statement: the rows leave and arrive together, read once.
+        moved = delete(table).where(*selection.clauses(table.c)).returning(*columns).cte("moved")
+        return insert_counting(
+            insert(archive).from_select(["batch_id", *COPIED_COLUMNS],
+                                        select(literal(batch_id), *[moved.c[name] for name in COPIED_COLUMNS])),
+            archive.c.id,
+        )
+    copied = insert_counting(
+        insert(archive).from_select(
+            ["batch_id", *COPIED_COLUMNS],
+            select(literal(batch_id), *columns).where(*selection.clauses(table.c)),
+        ),
+        archive.c.id,
+    )
+    db.session.execute(
+        delete(table).where(table.c.id.in_(select(archive.c.id).where(archive.c.batch_id == batch_id)))
+    )
+    return copied
+
+
+def suppress_batch(batch, actor_id):
+    """Record the batch's external ids as suppressed, so imports skip them."""
+    already = select(Suppression.external_id).where(Suppression.data_source_id == batch.data_source_id)
+    db.session.execute(
+        insert(Suppression).from_select(
+            ["data_source_id", "external_id", "created_by_id", "created_at"],
+            select(DeletedRegistration.data_source_id, DeletedRegistration.external_id,
+                   literal(actor_id), literal(utcnow()))
+            .where(DeletedRegistration.batch_id == batch.id,
+                   DeletedRegistration.external_id.not_in(already))
+            .distinct(),
+        )
+    )
+
+
+def restore_batch(batch_id, *, actor_id, reason=""):
+    """Bring a batch's registrations back exactly; restoring twice changes nothing."""
+    batch = db.session.execute(
+        select(DeletionBatch).where(DeletionBatch.id == batch_id).with_for_update()
+    ).scalar_one_or_none()
+    if batch is None:
+        raise DeletionRefused("That deletion does not exist.")
+    if batch.status == "restored":
+        db.session.rollback()
+        return 0
+    if batch.status != "deleted":
+        raise DeletionRefused("That deletion is past its restore window; its registrations are gone.")
+    data_source = db.session.get(DataSource, batch.data_source_id)
+    archive = DeletedRegistration.__table__
+    live = Registration.__table__
+    in_batch = archive.c.batch_id == batch.id
+    # A registration imported again since the deletion is newer than the copy here: keep it.
+    newer = exists().where(live.c.data_source_id == archive.c.data_source_id,
+                           live.c.external_id == archive.c.external_id)
+    restored = insert_counting(
+        insert(live).from_select(
+            list(COPIED_COLUMNS),
+            select(*[archive.c[name] for name in COPIED_COLUMNS]).where(in_batch, ~newer),
+        ),
+        live.c.id,
+    )
+    db.session.execute(
+        delete(Suppression).where(
+            Suppression.data_source_id == batch.data_source_id,
+            Suppression.external_id.in_(select(archive.c.external_id).where(in_batch)),
+        )
+    )
+    db.session.execute(delete(archive).where(in_batch))
+    adjust_registration_count(data_source.id, restored)
+    batch.status = "restored"
+    batch.restored_at = utcnow()
+    audit.record("restore_registrations", data_source, actor_id, count=restored, reason=reason,
+                 details={"batch_id": batch.id, "deleted": batch.count})
+    db.session.commit()
+    return restored
+
+
+def purge_expired_batches(*, now=None, chunk_size=10_000):
+    """Physically remove batches past their restore window, in committed chunks by id range."""
+    now = now or utcnow()
+    purged = 0
+    expired = db.session.scalars(
+        select(DeletionBatch.id).where(DeletionBatch.status == "deleted", DeletionBatch.expires_at <= now)
+    ).all()
+    for batch_id in expired:
+        purged += purge_batch(batch_id, chunk_size=chunk_size)
+    return purged
+
+
+def purge_batch(batch_id, *, chunk_size=10_000, actor_id=None):
+    """Remove one batch's rows in chunks, then mark it purged."""
+    archive = DeletedRegistration.__table__
+    low, high = db.session.execute(
+        select(func.min(archive.c.id), func.max(archive.c.id)).where(archive.c.batch_id == batch_id)
+    ).one()
+    removed = 0
+    if low is not None:
+        for start in range(low, high + 1, chunk_size):
+            removed += db.session.execute(
+                delete(archive).where(archive.c.batch_id == batch_id, archive.c.id >= start,
+                                      archive.c.id < start + chunk_size)
+            ).rowcount
+            db.session.commit()
+    batch = db.session.get(DeletionBatch, batch_id)
+    batch.status = "purged"
+    batch.purged_at = utcnow()
+    audit.record("purge_registrations", db.session.get(DataSource, batch.data_source_id), actor_id,
+                 count=removed, details={"batch_id": batch_id})
+    db.session.commit()
+    return removed
+
+
+def remove_suppression(data_source, suppression_id, *, actor_id):
+    """Let imports bring an external id back again."""
+    suppression = db.session.get(Suppression, suppression_id)
+    if suppression is None or suppression.data_source_id != data_source.id:
+        raise DeletionRefused("That external id is not suppressed in this data source.")
+    db.session.delete(suppression)
+    audit.record("remove_suppression", data_source, actor_id, count=1,
+                 details={"external_id": suppression.external_id})
+    db.session.commit()
+    return suppression.external_id
+
+
+def live_batches(data_source_id):
+    """The data source's deletions, newest first, with whether they can still be restored."""
+    return db.session.scalars(
+        select(DeletionBatch).where(DeletionBatch.data_source_id == data_source_id)
+        .order_by(DeletionBatch.created_at.desc(), DeletionBatch.id.desc())
+    ).all()
+
