@@ -51,11 +51,14 @@ def register_security(app):
 
 def register_blueprints(app):
     """Mount one blueprint per area of the portal."""
-    from portal.views import auth, data_sources, jobs
+    from portal.views import auth, data_sources, deletion, errors, jobs, selection
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(data_sources.bp)
+    app.register_blueprint(selection.bp)
+    app.register_blueprint(deletion.bp)
     app.register_blueprint(jobs.bp)
+    errors.init_app(app)
 
 
 def register_template_filters(app):

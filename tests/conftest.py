@@ -180,6 +180,15 @@ def add_data_source(org, name, connector, source_type, rows, employees):
     return ds
 
 
+def run_queued_jobs():
+    """Run every queued job in this process with RQ's SimpleWorker, as RQ's own tests do."""
+    from rq import SimpleWorker
+
+    from portal.queue import get_queue, redis_connection
+
+    SimpleWorker([get_queue()], connection=redis_connection()).work(burst=True)
+
+
 CSRF_PATTERN = re.compile(r'"X-CSRFToken": "([^"]+)"')
 
 

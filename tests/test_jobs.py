@@ -5,19 +5,14 @@ import subprocess
 import sys
 
 import pytest
-from rq import SimpleWorker
 from sqlalchemy import delete, update
 
 from portal.extensions import db
 from portal.jobs import JobAlreadyRunning, enqueue
 from portal.jobs.counting import recount, start_recount
 from portal.models import DataSource, Job, JobStatus, Registration, User
-from portal.queue import get_queue, redis_connection
-
-
-def run_jobs_in_process():
-    """Run every queued job in this process, as RQ's own tests do."""
-    SimpleWorker([get_queue()], connection=redis_connection()).work(burst=True)
+from portal.queue import get_queue
+from tests.conftest import run_queued_jobs
 
 
 def stale_counter(world):
@@ -31,7 +26,7 @@ def test_recount_job_writes_its_row_and_fixes_the_counter(app, world):
     job = start_recount(db.session.get(DataSource, world.calls), db.session.get(User, world.lead))
     assert db.session.get(Job, job.id).status == JobStatus.QUEUED
     assert get_queue().fetch_job(job.id) is not None
-    run_jobs_in_process()
+    run_queued_jobs()
     db.session.expire_all()
     row = db.session.get(Job, job.id)
     assert row.status == JobStatus.FINISHED
@@ -60,7 +55,7 @@ def test_a_failing_job_marks_its_row_failed_with_the_error(app, world):
     job = start_recount(db.session.get(DataSource, world.activities), None)
     db.session.delete(db.session.get(DataSource, world.activities))  # gone before the job runs
     db.session.commit()
-    run_jobs_in_process()
+    run_queued_jobs()
     db.session.expire_all()
     row = db.session.get(Job, job.id)
     assert row.status == JobStatus.FAILED
@@ -75,7 +70,7 @@ def test_one_exclusive_job_per_data_source(app, world):
     assert "already running" in str(refused.value)
     assert refused.value.job.id == first.id
     other = enqueue(recount, "import", organization_id=world.acme, data_source_id=world.deals, exclusive=True)
-    run_jobs_in_process()
+    run_queued_jobs()
     db.session.expire_all()
     assert db.session.get(Job, first.id).lock_key is None
     enqueue(recount, "import", organization_id=world.acme, data_source_id=world.calls, exclusive=True)
@@ -87,7 +82,7 @@ def test_job_partial_polls_while_running_and_stops_when_finished(app, client, au
     job = start_recount(db.session.get(DataSource, world.calls), None)
     running = client.get(f"/jobs/{job.id}", headers={"HX-Request": "true"}).get_data(as_text=True)
     assert 'hx-trigger="every 1s"' in running and "<progress" in running and "queued" in running
-    run_jobs_in_process()
+    run_queued_jobs()
     finished = client.get(f"/jobs/{job.id}", headers={"HX-Request": "true"}).get_data(as_text=True)
     assert "hx-trigger" not in finished and "finished" in finished
 

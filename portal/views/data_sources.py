@@ -6,8 +6,10 @@ from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
 
 from portal.extensions import db
-from portal.models import DataSource, Employee, Organization
-from portal.operations.listing import RegistrationFilter, page_of_registrations
+from portal.models import DataSource, Employee, Organization, Suppression
+from portal.operations.listing import RegistrationFilter, count_matching, page_of_registrations
+from portal.queue import redis_connection
+from portal.selection import SelectionStore
 from portal.views.access import visible_data_source_or_404
 from portal.views.forms import RegistrationFilterForm
 from portal.views.rendering import render_page_or_fragment
@@ -32,39 +34,60 @@ def index():
 
 @bp.get("/data-sources/<int:data_source_id>")
 def show(data_source_id):
-    """A data source's registrations, filtered and paged by keyset."""
+    """A data source's registrations, filtered and paged by keyset, with the user's selection."""
     data_source = visible_data_source_or_404(data_source_id)
-    form, flt = filter_from_request(data_source)
     try:
-        page = page_of_registrations(
-            flt,
-            current_app.config["PAGE_SIZE"],
-            after=request.args.get("after"),
-            before=request.args.get("before"),
-        )
+        context = table_context(data_source, request.args)
     except ValueError:
         return render_template("errors/message.html", message="That page link is not valid."), 400
-    return render_page_or_fragment(
-        "data_sources/show.html",
-        "data_sources/_registrations.html",
-        data_source=data_source,
-        form=form,
-        flt=flt,
-        filter_args=filter_args(flt),
-        page=page,
-    )
+    return render_page_or_fragment("data_sources/show.html", "data_sources/_registrations.html", **context)
 
 
 @bp.get("/data-sources/<int:data_source_id>/settings")
 def settings(data_source_id):
     """Name, connector settings (secrets never shown) and fields."""
     data_source = visible_data_source_or_404(data_source_id)
-    return render_template("data_sources/settings.html", data_source=data_source)
+    return render_template("data_sources/settings.html", data_source=data_source,
+                           suppressions=suppressed_external_ids(data_source.id))
 
 
-def filter_from_request(data_source):
+def table_context(data_source, args):
+    """Everything the registrations fragment shows: filter, page, selection (ValueError on a bad cursor)."""
+    form, flt = filter_from_args(data_source, args)
+    cursor = {key: args[key] for key in ("after", "before") if args.get(key)}
+    page = page_of_registrations(flt, current_app.config["PAGE_SIZE"], **cursor)
+    selection = None
+    if current_user.can_change_data:
+        store = SelectionStore(redis_connection(), current_user.id, data_source.id)
+        selection = store.load()
+        if selection.follow_filter(flt):
+            store.save(selection)
+    return dict(
+        data_source=data_source, form=form, flt=flt, filter_args=filter_args(flt), cursor=cursor,
+        page=page, selection=selection, **selection_figures(data_source, flt, page, selection),
+    )
+
+
+def selection_figures(data_source, flt, page, selection):
+    """How many are selected, whether the page is all ticked, and N for "Select all N matching"."""
+    if selection is None:
+        return {"selected_count": 0, "page_fully_selected": False, "matching_count": None}
+    page_ids = [r.id for r in page.rows]
+    fully = bool(page_ids) and all(selection.is_selected(i) for i in page_ids)
+    more_pages = bool(page.next_cursor or page.previous_cursor)
+    matching = None
+    if selection.is_all_matching or (fully and more_pages):
+        matching = count_matching(flt) if flt.is_narrowed else data_source.registration_count
+    if selection.is_all_matching:
+        selected = max(0, matching - len(selection.excluded))
+    else:
+        selected = len(selection.ids)
+    return {"selected_count": selected, "page_fully_selected": fully, "matching_count": matching}
+
+
+def filter_from_args(data_source, args):
     """Parse the period/employee filter of the query string; invalid parts are ignored."""
-    form = RegistrationFilterForm(formdata=MultiDict(request.args))
+    form = RegistrationFilterForm(formdata=MultiDict(args))
     form.set_employees(organization_employees(data_source.organization_id))
     valid = form.validate()
     flt = RegistrationFilter(
@@ -80,6 +103,14 @@ def filter_args(flt):
     """The query-string form of a filter, for links that keep it."""
     args = {"date_from": flt.date_from, "date_to": flt.date_to, "employee": flt.employee_id}
     return {key: value for key, value in args.items() if value}
+
+
+def suppressed_external_ids(data_source_id, limit=500):
+    """The newest suppressions of a data source (imports skip these external ids)."""
+    return db.session.scalars(
+        select(Suppression).where(Suppression.data_source_id == data_source_id)
+        .order_by(Suppression.created_at.desc(), Suppression.id.desc()).limit(limit)
+    ).all()
 
 
 def organization_employees(organization_id):
