@@ -29,6 +29,16 @@ def worker_command(burst, name):
     worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
 
 
+@click.command("cron")
+def cron_command():
+    """Enqueue scheduled jobs (the purge of expired deletions) on their intervals."""
+    from portal.jobs.maintenance import cron_scheduler
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    config = current_app.config
+    cron_scheduler(redis_connection(), config["RQ_QUEUE"], config["PURGE_INTERVAL_SECONDS"]).start()
+
+
 @click.command("seed-demo")
 @click.option("--if-empty", is_flag=True, help="Do nothing when the database has organizations.")
 def seed_demo_command(if_empty):
@@ -48,4 +58,5 @@ def seed_demo_command(if_empty):
 def init_app(app):
     """Register the commands."""
     app.cli.add_command(worker_command)
+    app.cli.add_command(cron_command)
     app.cli.add_command(seed_demo_command)

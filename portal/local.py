@@ -31,6 +31,7 @@ def main():
         subprocess.run(flask("db", "upgrade"), env=env, check=True)
         subprocess.run(flask("seed-demo", "--if-empty"), env=env, check=True)
         children.append(subprocess.Popen(flask("worker"), env=env))
+        children.append(subprocess.Popen(flask("cron"), env=env))
         children.append(subprocess.Popen(flask("run", "--host", "127.0.0.1", "--port", port), env=env))
         print(f"The portal is at http://127.0.0.1:{port}  (Ctrl-C stops it)", flush=True)
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

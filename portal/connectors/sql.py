@@ -146,8 +146,8 @@ def redacted_url(url):
     try:
         return sa.make_url(url).render_as_string(hide_password=True)
     except sa.exc.ArgumentError:
-        # Unparseable, so the password's place is a guess: hide everything between user and host.
-        return re.sub(r"(//[^/:@]*:)[^@]*@", r"\1***@", str(url))
+        # Unparseable, so the password's place is a guess: everything from the user's ':' to the last '@'.
+        return re.sub(r"(\A|//)([^:/@]*):.*@", r"\1\2:***@", str(url), flags=re.DOTALL)
 
 
 class SqlReader:
@@ -160,8 +160,9 @@ class SqlReader:
             source = _Source.open(conn, settings)
             names = source.selected_names()
             statement = sa.select(*[source.columns[name] for name in names]).where(*source.within(period))
-            for rows in _streamed(conn, statement, settings.page_size):
-                yield [source.record(dict(zip(names, row))) for row in rows]
+            with _streamed(conn, statement, settings.page_size) as result:
+                for rows in result.partitions():
+                    yield [source.record(dict(zip(names, row))) for row in rows]
 
     def deleted_ids(self, config: ConnectorConfig, period: Period):
         """Yield nothing: a database does not list deleted rows; imports reconcile with existing_ids."""
@@ -174,8 +175,9 @@ class SqlReader:
             source = _Source.open(conn, settings)
             id_column = source.columns[source.id_column]
             statement = sa.select(id_column).where(*source.within(period))
-            for rows in _streamed(conn, statement, settings.page_size):
-                yield [_external_id(row[0], source.id_column) for row in rows]
+            with _streamed(conn, statement, settings.page_size) as result:
+                for rows in result.partitions():
+                    yield [_external_id(row[0], source.id_column) for row in rows]
 
     def check(self, config: ConnectorConfig):
         """Connect, check the settings against the source and return its column names."""
@@ -303,9 +305,9 @@ def _columns_of(conn, selectable):
 
 
 def _streamed(conn, statement, page_size):
-    """Lists of at most page_size rows, through a server-side cursor where the driver has one."""
-    result = conn.execution_options(yield_per=page_size).execute(statement)
-    yield from result.partitions()
+    """A result fetching page_size rows at a time, through a server-side cursor where the driver has one."""
+    # Callers close it in a `with`, so that a reader stopped early closes the cursor before the connection.
+    return conn.execution_options(yield_per=page_size).execute(statement)
 
 
 def _external_id(value, column):
@@ -382,6 +384,8 @@ def _connected(config):
             try:
                 yield connection
             except ConnectorError as exc:
+                if _without(url.password, str(exc)) == str(exc):
+                    raise
                 raise ConnectorError(_without(url.password, str(exc))) from None
             except sa.exc.SQLAlchemyError as exc:
                 raise ConnectorError(f"Reading from {shown} failed: {reason(exc)}.") from None
@@ -398,8 +402,8 @@ def _run_on_connect(dbapi_connection, statement):
 
 def _read_only_url(url):
     """SQLite opened read-only, which also keeps a mistyped path from creating an empty file."""
-    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
-        return url
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:") or url.host or url.username:
+        return url  # in memory, nothing to protect; with a host, SQLAlchemy refuses the URL as it was given
     if url.query.get("uri", "").lower() in ("true", "1"):
         return url.update_query_dict({"mode": "ro"}) if url.query.get("mode") != "memory" else url
     path = quote(os.path.abspath(url.database))

@@ -1,0 +1,23 @@
+"""Scheduled upkeep, enqueued by `flask cron`: purging deletions past their restore window."""
+
+import logging
+
+from rq.cron import CronScheduler
+
+from portal.operations.deletion import purge_expired_batches
+
+log = logging.getLogger(__name__)
+
+
+def purge_expired():
+    """RQ entry point: physically remove deletion batches whose restore window has closed."""
+    purged = purge_expired_batches()
+    log.info("Purged %s registrations past their restore window", purged)
+    return {"purged": purged}
+
+
+def cron_scheduler(connection, queue_name, purge_interval):
+    """The schedule: what runs how often (one `flask cron` per deployment is enough)."""
+    scheduler = CronScheduler(connection=connection)
+    scheduler.register(purge_expired, queue_name, interval=purge_interval, job_timeout=6 * 3600)
+    return scheduler

@@ -1,0 +1,30 @@
+"""The scheduled purge: `flask cron`'s schedule enqueues it and a worker purges expired deletions."""
+
+from datetime import timedelta
+
+import sqlalchemy as sa
+
+from portal.extensions import db
+from portal.jobs.maintenance import cron_scheduler
+from portal.models import DeletedRegistration, DeletionBatch, utcnow
+from portal.operations.deletion import Selection, delete_registrations
+from portal.operations.listing import RegistrationFilter
+from portal.queue import get_queue, redis_connection
+from tests.conftest import run_queued_jobs
+
+
+def test_the_schedule_enqueues_the_purge_and_a_worker_runs_it(app, world):
+    expired = delete_registrations(Selection(RegistrationFilter(world.calls)), actor_id=world.lead, expected_count=30)
+    kept = delete_registrations(Selection(RegistrationFilter(world.deals)), actor_id=world.lead, expected_count=30)
+    db.session.get(DeletionBatch, expired.id).expires_at = utcnow() - timedelta(minutes=1)
+    db.session.commit()
+    scheduler = cron_scheduler(redis_connection(), app.config["RQ_QUEUE"], purge_interval=3600)
+    enqueued = scheduler.enqueue_jobs()
+    assert [job.func.__name__ for job in enqueued] == ["purge_expired"]
+    assert get_queue().count == 1
+    run_queued_jobs()
+    db.session.expire_all()
+    assert db.session.get(DeletionBatch, expired.id).status == "purged"
+    assert db.session.get(DeletionBatch, kept.id).status == "deleted"
+    remaining = db.session.scalars(sa.select(DeletedRegistration.batch_id).distinct()).all()
+    assert remaining == [kept.id]
