@@ -208,19 +208,19 @@ class _PipedriveApi:
             try:
                 response = self._client.request(method, path, params=params, json=json)
             except httpx.TransportError as exc:
-                problem = f"could not reach Pipedrive at {self.base_url} ({type(exc).__name__}: {exc})"
+                problem = f"Could not reach Pipedrive at {self.base_url} ({type(exc).__name__}: {exc})"
                 if not (idempotent or isinstance(exc, httpx.ConnectError)):
-                    raise ConnectorError(self._scrub(problem.capitalize() + ".")) from None
+                    raise ConnectorError(self._scrub(problem + ".")) from None
             else:
                 if response.status_code == 429:
-                    problem = "Pipedrive's rate limit was still exceeded (HTTP 429)"
+                    problem = "Pipedrive's rate limit is still exceeded (HTTP 429)"
                     retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
                 elif response.status_code >= 500 and idempotent:
                     problem = f"Pipedrive answered HTTP {response.status_code}"
                 else:
                     return self._decode(response, path, missing_ok)
             if attempt == attempts:
-                raise ConnectorError(self._scrub(f"Gave up after {attempts} attempts: {problem}."))
+                raise ConnectorError(self._scrub(f"Gave up after {attempts} attempts. {problem}."))
             backoff = self._reader.retry_delay * 2 ** (attempt - 1)
             self._reader.sleep(min(backoff if retry_after is None else retry_after,
                                    self._reader.max_retry_delay))
