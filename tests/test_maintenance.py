@@ -20,8 +20,8 @@ def test_the_schedule_enqueues_the_purge_and_a_worker_runs_it(app, world):
     db.session.commit()
     scheduler = cron_scheduler(redis_connection(), app.config["RQ_QUEUE"], purge_interval=3600)
     enqueued = scheduler.enqueue_jobs()
-    assert [job.func.__name__ for job in enqueued] == ["purge_expired"]
-    assert get_queue().count == 1
+    assert [job.func.__name__ for job in enqueued] == ["purge_expired", "requeue_abandoned_jobs"]
+    assert get_queue().count == 2
     run_queued_jobs()
     db.session.expire_all()
     assert db.session.get(DeletionBatch, expired.id).status == "purged"

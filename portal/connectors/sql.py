@@ -307,7 +307,7 @@ def _columns_of(conn, selectable):
 def _streamed(conn, statement, page_size):
     """A result fetching page_size rows at a time, through a server-side cursor where the driver has one."""
     # Callers close it in a `with`, so that a reader stopped early closes the cursor before the connection.
-    return conn.execution_options(yield_per=page_size).execute(statement)
+    return conn.execution_options(yield_per=1000).execute(statement)
 
 
 def _external_id(value, column):

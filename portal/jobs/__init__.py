@@ -47,24 +47,32 @@ def enqueue(func, kind, *, organization_id, data_source_id=None, requested_by_id
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
-        raise JobAlreadyRunning(
-            db.session.query(Job).filter_by(lock_key=lock_key_for(data_source_id)).one()
-        ) from None
-    config = current_app.config
+        raise JobAlreadyRunning(exclusive_job_for(data_source_id)) from None
     try:
-        get_queue().enqueue(
-            func,
-            job.id,
-            job_id=job.id,
-            job_timeout=config["JOB_TIMEOUT_SECONDS"],
-            retry=Retry(max=config["JOB_RETRIES"], interval=[2, 10, 60]) if config["JOB_RETRIES"] else None,
-            result_ttl=7 * 24 * 3600,
-            failure_ttl=30 * 24 * 3600,
-        )
+        put_on_queue(func, job.id)
     except Exception as exc:
         _finish(job, JobStatus.FAILED, error=f"Could not queue the job: {exc}")
         raise
     return job
+
+
+def put_on_queue(func, job_id):
+    """Enqueue func(job_id) under the Job row's id, with explicit timeout and retries."""
+    config = current_app.config
+    get_queue().enqueue(
+        func,
+        job_id,
+        job_id=job_id,
+        job_timeout=config["JOB_TIMEOUT_SECONDS"],
+        retry=Retry(max=config["JOB_RETRIES"], interval=[2, 10, 60]) if config["JOB_RETRIES"] else None,
+        result_ttl=7 * 24 * 3600,
+        failure_ttl=30 * 24 * 3600,
+    )
+
+
+def exclusive_job_for(data_source_id):
+    """The destructive or import job holding the data source, if one is queued or running."""
+    return db.session.query(Job).filter_by(lock_key=lock_key_for(data_source_id)).one_or_none()
 
 
 class JobProgress(Progress):
@@ -91,8 +99,13 @@ class JobProgress(Progress):
         return dict(self.job.cursor or {})
 
 
-def tracked(func):
-    """Run func(job, progress) as an RQ job, keeping the Job row's status the truth."""
+def tracked(func=None, *, on_failure=None):
+    """Run func(job, progress) as an RQ job, keeping the Job row's status the truth.
+
+    on_failure(job, error) runs after the last attempt has failed, to leave data consistent.
+    """
+    if func is None:
+        return functools.partial(tracked, on_failure=on_failure)
 
     @functools.wraps(func)
     def run(job_id):
@@ -118,13 +131,21 @@ def tracked(func):
                 db.session.commit()
             else:
                 log.error("Job %s failed:\n%s", job_id, traceback.format_exc())
-                _finish(job, JobStatus.FAILED, error=error)
+                fail(job, error, on_failure)
             raise
         job.counts = counts or {}
         _finish(job, JobStatus.FINISHED)
         return job.counts
 
+    run.on_failure = on_failure
     return run
+
+
+def fail(job, error, on_failure=None):
+    """Give up on a job: leave its data consistent, then close the row."""
+    if on_failure:
+        on_failure(job, error)
+    _finish(job, JobStatus.FAILED, error=error)
 
 
 def _finish(job, status, error=None):

@@ -122,7 +122,7 @@ def delete_registrations(selection, *, actor_id, expected_count, kind="selected"
     )
     db.session.add(batch)
     db.session.flush()
-    moved = _move_into_batch(selection, batch.id)
+    moved = move_into_batch(selection.clauses, batch.id)
     if moved != expected_count:
         db.session.rollback()
         raise DeletionRefused(
@@ -143,14 +143,14 @@ def delete_registrations(selection, *, actor_id, expected_count, kind="selected"
     return batch
 
 
-def _move_into_batch(selection, batch_id):
-    """Copy the selected rows into the batch and delete them; returns how many moved."""
+def move_into_batch(clauses, batch_id):
+    """Move the rows that clauses(table columns) select into the batch; returns how many moved."""
     table = Registration.__table__
     archive = DeletedRegistration.__table__
     columns = [table.c[name] for name in COPIED_COLUMNS]
     if is_postgresql():
         # One statement: the rows leave and arrive together, read once.
-        moved = delete(table).where(*selection.clauses(table.c)).returning(*columns).cte("moved")
+        moved = delete(table).where(*clauses(table.c)).returning(*columns).cte("moved")
         return insert_counting(
             insert(archive).from_select(["batch_id", *COPIED_COLUMNS],
                                         select(literal(batch_id), *[moved.c[name] for name in COPIED_COLUMNS])),
@@ -159,7 +159,7 @@ def _move_into_batch(selection, batch_id):
     copied = insert_counting(
         insert(archive).from_select(
             ["batch_id", *COPIED_COLUMNS],
-            select(literal(batch_id), *columns).where(*selection.clauses(table.c)),
+            select(literal(batch_id), *columns).where(*clauses(table.c)),
         ),
         archive.c.id,
     )
@@ -211,7 +211,7 @@ def restore_batch(batch_id, *, actor_id, reason=""):
         live.c.id,
     )
     db.session.execute(
-        delete(Suppression).where(
+        delete(Suppression.__table__).where(
             Suppression.data_source_id == batch.data_source_id,
             Suppression.external_id.in_(select(archive.c.external_id).where(in_batch)),
         )

@@ -18,6 +18,8 @@ class RegistrationFilter:
     date_from: date | None = None
     date_to: date | None = None
     employee_id: int | None = None
+    # Rows up to this id are being deleted by "delete all" and are gone for everyone.
+    above_id: int | None = None
 
     def clauses(self, table=Registration):
         """WHERE clauses for this filter against the registration table (or a copy of it)."""
@@ -28,6 +30,8 @@ class RegistrationFilter:
             where.append(table.occurred_on <= self.date_to)
         if self.employee_id:
             where.append(table.employee_id == self.employee_id)
+        if self.above_id:
+            where.append(table.id > self.above_id)
         return where
 
     @property
@@ -50,6 +54,7 @@ class RegistrationFilter:
             date_from=date.fromisoformat(data["date_from"]) if data.get("date_from") else None,
             date_to=date.fromisoformat(data["date_to"]) if data.get("date_to") else None,
             employee_id=int(data["employee_id"]) if data.get("employee_id") else None,
+            above_id=int(data["above_id"]) if data.get("above_id") else None,
         )
 
 
@@ -111,3 +116,10 @@ def page_of_registrations(flt, size, after=None, before=None):
 def count_matching(flt):
     """How many registrations match; only asked for when a filter narrows the view."""
     return db.session.scalar(select(func.count()).select_from(Registration).where(*flt.clauses()))
+
+
+def period_of(flt):
+    """First and last day of the matching registrations (index lookups for a whole data source)."""
+    return db.session.execute(
+        select(func.min(Registration.occurred_on), func.max(Registration.occurred_on)).where(*flt.clauses())
+    ).one()

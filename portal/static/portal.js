@@ -29,3 +29,31 @@
     button.disabled = input.value.trim() !== input.dataset.confirmText;
   });
 })();
+
+// The dropdown beside Delete: a disclosure menu, closed by Escape or a click elsewhere.
+(function () {
+  "use strict";
+  function close(toggle) {
+    toggle.setAttribute("aria-expanded", "false");
+    document.getElementById(toggle.getAttribute("aria-controls")).hidden = true;
+  }
+  document.addEventListener("click", function (event) {
+    var toggle = event.target.closest("[data-menu-toggle]");
+    document.querySelectorAll("[data-menu-toggle][aria-expanded='true']").forEach(function (open) {
+      if (open !== toggle) close(open);
+    });
+    if (!toggle) return;
+    var menu = document.getElementById(toggle.getAttribute("aria-controls"));
+    var opening = menu.hidden;
+    menu.hidden = !opening;
+    toggle.setAttribute("aria-expanded", String(opening));
+    if (opening) { var first = menu.querySelector("button, a"); if (first) first.focus(); }
+  });
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape") return;
+    document.querySelectorAll("[data-menu-toggle][aria-expanded='true']").forEach(function (open) {
+      close(open);
+      open.focus();
+    });
+  });
+})();

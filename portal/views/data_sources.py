@@ -6,7 +6,7 @@ from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
 
 from portal.extensions import db
-from portal.models import DataSource, Employee, Organization, Suppression
+from portal.models import DataSource, Employee, Job, Organization, Suppression
 from portal.operations.listing import RegistrationFilter, count_matching, page_of_registrations
 from portal.queue import redis_connection
 from portal.selection import SelectionStore
@@ -26,7 +26,8 @@ def require_login():
 @bp.get("/")
 def index():
     """The data sources the user may open (all of them for support staff)."""
-    query = select(DataSource).join(Organization).order_by(Organization.name, DataSource.name)
+    query = (select(DataSource).join(Organization).where(DataSource.pending_deletion.is_(False))
+             .order_by(Organization.name, DataSource.name))
     if not current_user.is_support:
         query = query.where(DataSource.organization_id == current_user.organization_id)
     return render_template("data_sources/index.html", data_sources=db.session.scalars(query).all())
@@ -48,7 +49,7 @@ def settings(data_source_id):
     """Name, connector settings (secrets never shown) and fields."""
     data_source = visible_data_source_or_404(data_source_id)
     return render_template("data_sources/settings.html", data_source=data_source,
-                           suppressions=suppressed_external_ids(data_source.id))
+                           suppressions=suppressed_external_ids(data_source.id), jobs=recent_jobs(data_source.id))
 
 
 def table_context(data_source, args):
@@ -95,6 +96,7 @@ def filter_from_args(data_source, args):
         date_from=form.date_from.data if valid else None,
         date_to=form.date_to.data if valid else None,
         employee_id=(form.employee.data or None) if valid else None,
+        above_id=data_source.hidden_through_id,
     )
     return form, flt
 
@@ -110,6 +112,13 @@ def suppressed_external_ids(data_source_id, limit=500):
     return db.session.scalars(
         select(Suppression).where(Suppression.data_source_id == data_source_id)
         .order_by(Suppression.created_at.desc(), Suppression.id.desc()).limit(limit)
+    ).all()
+
+
+def recent_jobs(data_source_id, limit=10):
+    """The data source's latest background jobs, newest first."""
+    return db.session.scalars(
+        select(Job).where(Job.data_source_id == data_source_id).order_by(Job.created_at.desc()).limit(limit)
     ).all()
 
 

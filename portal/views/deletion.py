@@ -20,7 +20,7 @@ from portal.queue import redis_connection
 from portal.selection import SelectionStore
 from portal.views.access import require_change_permission, visible_data_source_or_404
 from portal.views.data_sources import table_context
-from portal.views.errors import message_response
+from portal.views.errors import dialog_refusal, message_response
 from portal.views.rendering import wants_fragment
 
 bp = Blueprint("deletion", __name__, url_prefix="/data-sources/<int:data_source_id>")
@@ -49,7 +49,7 @@ def delete(data_source_id):
     data_source, stored = _selection(data_source_id)
     expected, reason, suppress = _confirmation_form()
     if current_user.is_support and not reason:
-        return _refused("Support staff must give a reason for deleting registrations.")
+        return dialog_refusal("Support staff must give a reason for deleting registrations.")
     selection = stored.as_operation_selection()
     try:
         if expected > current_app.config["INLINE_DELETE_LIMIT"]:
@@ -59,7 +59,7 @@ def delete(data_source_id):
         batch = delete_registrations(selection, actor_id=current_user.id, expected_count=expected, reason=reason,
                                      suppress=suppress, restore_days=current_app.config["RESTORE_WINDOW_DAYS"])
     except (DeletionRefused, JobAlreadyRunning) as refused:
-        return _refused(str(refused))
+        return dialog_refusal(str(refused))
     _store(data_source).clear()
     db.session.refresh(data_source)
     return render_template("deletion/_deleted.html", batch=batch, **table_context(data_source, request.form))
@@ -136,9 +136,3 @@ def _confirmation_form():
     except ValueError:
         expected = 0
     return expected, request.form.get("reason", "").strip()[:1000], bool(request.form.get("suppress"))
-
-
-def _refused(message):
-    """Keep the dialog open and say why nothing was deleted."""
-    return render_template("deletion/_refused.html", message=message), 422, {
-        "HX-Retarget": "#dialog-error", "HX-Reswap": "innerHTML"}

@@ -16,6 +16,14 @@ def message_response(message, status, title=None):
     return render_template("errors/message.html", message=message, title=title or TITLES.get(status)), status
 
 
+def dialog_refusal(message):
+    """Keep a confirmation dialog open and say in it why nothing happened."""
+    if wants_fragment():
+        return render_template("errors/_alert.html", message=message), 422, {
+            "HX-Retarget": "#dialog-error", "HX-Reswap": "innerHTML"}
+    return message_response(message, 422)
+
+
 def handle_http_error(error):
     """Render 4xx errors in the portal's layout (and as alerts for htmx)."""
     messages = {404: "There is nothing here, or you may not see it.",
