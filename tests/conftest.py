@@ -218,3 +218,21 @@ class Auth:
 def auth(client):
     """Login helper for the client."""
     return Auth(client)
+
+
+@pytest.fixture
+def worker_process(app, database_url, redis_url):
+    """A real, forking RQ worker (`flask worker`) on the test's database and Redis."""
+    import subprocess
+    import sys
+
+    env = dict(os.environ, DATABASE_URL=database_url, REDIS_URL=redis_url)
+    process = subprocess.Popen([sys.executable, "-m", "flask", "--app", "app", "worker"], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    yield process
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

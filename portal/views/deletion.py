@@ -4,7 +4,7 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from flask_login import current_user, login_required
 
 from portal.connectors import connector_info, source_type_of
-from portal.jobs import JobAlreadyRunning
+from portal.jobs import JobAlreadyRunning, exclusive_job_for
 from portal.jobs.deletion import start_delete_selection, start_restore
 from portal.models import DeletionBatch
 from portal.operations.deletion import (
@@ -80,8 +80,11 @@ def restore(data_source_id, batch_id):
     batch = db.session.get(DeletionBatch, batch_id)
     if batch is None or batch.data_source_id != data_source.id:
         return message_response("That deletion is not in this data source.", 404)
+    busy = exclusive_job_for(data_source.id)
+    if busy:
+        return message_response(f"{JobAlreadyRunning(busy)} Restore it once that has finished.", 422)
     try:
-        if batch.count > current_app.config["INLINE_DELETE_LIMIT"]:
+        if batch.kind == "all" or batch.count > current_app.config["INLINE_DELETE_LIMIT"]:
             job = start_restore(data_source, current_user, batch)
             flash(f"Restoring {batch.count:,} registrations in the background.", "info")
             return redirect(url_for("jobs.show", job_id=job.id))
