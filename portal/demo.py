@@ -15,7 +15,10 @@ from portal.models import DataSource, Employee, Field, Organization, Registratio
 
 DEMO_PASSWORD = "demo-password"
 FIRST_DAY = date(2025, 1, 1)
-ROWS_PER_SOURCE = 640
+ROWS_PER_SOURCE = 680
+# Days are drawn from a fixed two-year span and rows after "today" left out, so a source
+# seeded on another day (the Pipedrive sandbox) holds the same rows for every past day.
+SPAN_DAYS = 730
 
 ACME_EMPLOYEES = [
     ("Alice Andersen", "alice@acme.test"),
@@ -50,10 +53,6 @@ ACTIVITY_TYPES = ["call", "meeting", "email", "task"]
 OUTCOMES = ["answered", "voicemail", "no answer", "booked meeting"]
 
 
-def _days(rng, last_day):
-    return rng.randint(0, (last_day - FIRST_DAY).days)
-
-
 def _employee_email(rng, emails, day):
     """Pick who did the work; the deactivated employee only worked until they left."""
     candidates = [e for e in emails if e != DEACTIVATED_EMAIL or day <= DEACTIVATED_AFTER]
@@ -66,8 +65,10 @@ def _rows(seed, emails, make_values, first_id, today=None):
     last_day = today or date.today()
     rows = []
     for n in range(ROWS_PER_SOURCE):
-        day = FIRST_DAY + timedelta(days=_days(rng, last_day))
-        rows.append((str(first_id + n), day, _employee_email(rng, emails, day), make_values(rng, n)))
+        day = FIRST_DAY + timedelta(days=rng.randint(0, SPAN_DAYS - 1))
+        row = (str(first_id + n), day, _employee_email(rng, emails, day), make_values(rng, n))
+        if day <= last_day:
+            rows.append(row)
     return rows
 
 
@@ -148,6 +149,7 @@ def seed(source_database_url):
     acme_staff[DEACTIVATED_EMAIL].deactivated_at = utcnow()
 
     pipedrive = {"settings": {"base_url": pipedrive_base_url()}, "secrets": {"api_token": "sandbox-token"}}
+    globex_pipedrive = {"settings": {"base_url": pipedrive_base_url()}, "secrets": {"api_token": "sandbox-token-globex"}}
     _data_source(acme, "Pipedrive Deals", "pipedrive", "deals", FIELDS["deals"], deal_rows("acme"), acme_staff, **pipedrive)
     _data_source(acme, "Pipedrive Activities", "pipedrive", "activities", FIELDS["activities"], activity_rows(), acme_staff, **pipedrive)
     sales = sales_rows()
@@ -158,7 +160,7 @@ def seed(source_database_url):
         secrets={"url": source_database_url},
     )
     _data_source(acme, "Call log", "manual", "manual", FIELDS["calls"], call_rows(), acme_staff)
-    _data_source(globex, "Globex Deals", "pipedrive", "deals", FIELDS["deals"], deal_rows("globex"), globex_staff, **pipedrive)
+    _data_source(globex, "Globex Deals", "pipedrive", "deals", FIELDS["deals"], deal_rows("globex"), globex_staff, **globex_pipedrive)
     db.session.commit()
     write_source_database(source_database_url, sales)
     return "Seeded the demo: Acme Sales (4 data sources) and Globex (1); password demo-password."
