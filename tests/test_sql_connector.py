@@ -2,7 +2,7 @@
 
 import json
 import uuid
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime
 from decimal import Decimal
 
 import pytest
@@ -17,6 +17,7 @@ DAYS = sorted({day for _, day, _, _ in ROWS})
 PERIOD = Period(DAYS[100], DAYS[160])  # both ends and the days just outside hold rows
 SECRET = "s3cret-Passw0rd"
 FEBRUARY = Period(date(2025, 2, 1), date(2025, 2, 28))
+SALES_SETTINGS = {"table": "sales", "id_column": "id", "date_column": "sold_at", "employee_column": "employee_email"}
 
 
 class Original:
@@ -27,9 +28,7 @@ class Original:
 
     def config(self, **settings):
         """The connector configuration of a data source reading this table."""
-        base = {"table": self.table, "id_column": "id", "date_column": "sold_at",
-                "employee_column": "employee_email"}
-        return ConnectorConfig("table", {**base, **settings}, {"url": self.url})
+        return ConnectorConfig("table", {**SALES_SETTINGS, "table": self.table, **settings}, {"url": self.url})
 
     def query_config(self, query, **settings):
         """The configuration of a data source reading a query (`{table}` is this table)."""
@@ -78,6 +77,8 @@ def postgres_table(postgres_url):
     engine = sa.create_engine(postgres_url)
     yield table, engine
     with engine.begin() as conn:
+        # A reader that leaked its connection would hold a lock: fail then rather than hang.
+        conn.execute(sa.text("SET LOCAL lock_timeout = '5s'"))
         conn.execute(sa.text(f'DROP TABLE IF EXISTS "{table}"'))
         conn.execute(sa.text(f'DROP SEQUENCE IF EXISTS "{table}_seq"'))
     engine.dispose()
@@ -164,6 +165,16 @@ def test_a_query_reads_its_own_columns(original):
     assert want and {r.external_id: r.values for r in got} == want
 
 
+def test_a_schema_qualified_table_and_employee_names_are_read(original):
+    schema = "main" if original.url.startswith("sqlite") else "public"
+    config = original.config(table=f"{schema}.{original.table}")
+    assert {r.external_id for r in records(SqlReader().read(config, PERIOD))} == set(expected_in(PERIOD))
+    named = original.query_config("SELECT id, sold_at, employee_email, 'Seller ' || employee_email AS seller "
+                                  "FROM {table}", employee_name_column="seller")
+    got = records(SqlReader().read(named, PERIOD))
+    assert got and all(r.employee_name == f"Seller {r.employee_email}" and r.values == {} for r in got)
+
+
 @pytest.mark.parametrize("query", [
     "DELETE FROM {table}",
     "UPDATE {table} SET amount = 0",
@@ -193,7 +204,7 @@ def test_postgresql_is_read_in_a_read_only_transaction(postgres_original):
 
 def test_a_missing_sqlite_file_is_an_error_and_is_not_created(tmp_path):
     missing = tmp_path / "typo.sqlite3"
-    config = ConnectorConfig("table", Original("", "sales").config().settings, {"url": f"sqlite:///{missing}"})
+    config = ConnectorConfig("table", SALES_SETTINGS, {"url": f"sqlite:///{missing}"})
     with pytest.raises(ConnectorError, match="Cannot connect to sqlite:///.*typo.sqlite3"):
         records(SqlReader().read(config, PERIOD))
     assert not missing.exists()
@@ -228,7 +239,7 @@ def test_a_missing_column_lists_the_columns_there_are(sqlite_original):
     f"not a url, postgres:{SECRET}@127.0.0.1",
 ])
 def test_a_bad_url_is_an_error_without_the_password(url):
-    config = ConnectorConfig("table", Original("", "sales").config().settings, {"url": url})
+    config = ConnectorConfig("table", SALES_SETTINGS, {"url": url})
     for reading in (SqlReader().read, SqlReader().existing_ids):
         with pytest.raises(ConnectorError) as raised:
             list(reading(config, PERIOD))
@@ -267,7 +278,7 @@ def test_names_in_settings_cannot_inject_sql(sqlite_original, settings):
     ({"value_columns": 3}, "value_columns"),
 ])
 def test_incomplete_settings_are_refused_before_connecting(settings, message):
-    config = ConnectorConfig("table", {**Original("", "sales").config().settings, **settings},
+    config = ConnectorConfig("table", {**SALES_SETTINGS, **settings},
                              {"url": f"postgresql+psycopg://u:{SECRET}@127.0.0.1:1/never"})
     with pytest.raises(ConnectorError, match=message):
         records(SqlReader().read(config, PERIOD))
@@ -363,8 +374,11 @@ def test_names_are_matched_as_the_database_folds_them(postgres_original):
 
 def test_stopping_early_releases_the_connection(postgres_original):
     pages = SqlReader().read(postgres_original.config(page_size=5), PERIOD)
-    assert len(next(pages)) == 5
-    pages.close()
+    try:
+        first = next(pages)
+    finally:
+        pages.close()
+    assert len(first) == 5
     # Another session can take an exclusive lock only if the reader's transaction is gone.
     postgres_original.execute("SET lock_timeout = '2s'; LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
 

@@ -190,7 +190,6 @@ class SqlReader:
 class _Source:
     """The table or query, its real column names, and the configured columns resolved to them."""
 
-    settings: SqlSettings
     columns: sa.ColumnCollection
     id_column: str
     date_column: str
@@ -228,7 +227,7 @@ class _Source:
             value_columns = tuple(name for name in names if name not in mapped)
         else:
             value_columns = tuple(resolve(name, "value_columns") for name in settings.value_columns)
-        return cls(settings, selectable.c, id_column, date_column, employee_column,
+        return cls(selectable.c, id_column, date_column, employee_column,
                    employee_name_column, value_columns)
 
     def selected_names(self):
@@ -248,14 +247,12 @@ class _Source:
 
     def record(self, row):
         """A row as the portal's SourceRecord."""
-        email = row[self.employee_column]
-        name = row[self.employee_name_column] if self.employee_name_column else None
         return SourceRecord(
             external_id=_external_id(row[self.id_column], self.id_column),
             occurred_on=_occurred_on(row[self.date_column], row[self.id_column], self.date_column),
             values={column: json_value(row[column]) for column in self.value_columns},
-            employee_email=str(email).strip() or None if email is not None else None,
-            employee_name=str(name).strip() or None if name is not None else None,
+            employee_email=_text(row[self.employee_column]),
+            employee_name=_text(row[self.employee_name_column]) if self.employee_name_column else None,
         )
 
 
@@ -307,13 +304,18 @@ def _columns_of(conn, selectable):
 def _streamed(conn, statement, page_size):
     """A result fetching page_size rows at a time, through a server-side cursor where the driver has one."""
     # Callers close it in a `with`, so that a reader stopped early closes the cursor before the connection.
-    return conn.execution_options(yield_per=1000).execute(statement)
+    return conn.execution_options(yield_per=page_size).execute(statement)
 
 
 def _external_id(value, column):
     if value is None:
         raise ConnectorError(f"A row has no id (column {column!r} is empty).")
     return str(json_value(value))
+
+
+def _text(value):
+    """Text without surrounding blanks; None for NULL or blank."""
+    return None if value is None else str(value).strip() or None
 
 
 def _occurred_on(value, row_id, column):
