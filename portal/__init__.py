@@ -51,13 +51,14 @@ def register_security(app):
 
 def register_blueprints(app):
     """Mount one blueprint per area of the portal."""
-    from portal.views import auth, data_sources, delete_all, deletion, errors, jobs, selection
+    from portal.views import auth, data_sources, delete_all, deletion, errors, importing, jobs, selection
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(data_sources.bp)
     app.register_blueprint(selection.bp)
     app.register_blueprint(deletion.bp)
     app.register_blueprint(delete_all.bp)
+    app.register_blueprint(importing.bp)
     app.register_blueprint(jobs.bp)
     errors.init_app(app)
 

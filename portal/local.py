@@ -1,7 +1,8 @@
 """`make run`: migrate, seed the demo if empty, and serve the portal with a worker.
 
 With no REDIS_URL set it starts a private redis-server on loopback and stops it on exit;
-everything started here is stopped when this process ends (Ctrl-C).
+it also starts the Pipedrive sandbox, a worker and `flask cron`. Everything started here
+is stopped when this process ends (Ctrl-C).
 """
 
 import os
@@ -26,8 +27,12 @@ def main():
         env["REDIS_URL"] = redis.url
         print(f"Started a private Redis at {redis.url}", flush=True)
     port = env.get("PORT", "5000")
+    env.setdefault("PIPEDRIVE_SANDBOX_PORT", "5055")
     children = []
     try:
+        # The demo's Pipedrive data sources read from this local Pipedrive-compatible sandbox.
+        children.append(subprocess.Popen([sys.executable, "-m", "sandbox.pipedrive",
+                                          "--port", env["PIPEDRIVE_SANDBOX_PORT"]], env=env))
         subprocess.run(flask("db", "upgrade"), env=env, check=True)
         subprocess.run(flask("seed-demo", "--if-empty"), env=env, check=True)
         children.append(subprocess.Popen(flask("worker"), env=env))

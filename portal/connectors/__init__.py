@@ -29,6 +29,7 @@ class SourceType:
     label: str
     deletion: DeletionMechanism
     imports_period: bool = True
+    max_span_days: int | None = None  # the longest period one import may ask the source for
 
     @property
     def deletes_automatically(self):
@@ -73,6 +74,19 @@ CONNECTORS = {
         ),
     )
 }
+
+
+def reader_for(connector_key):
+    """The object that reads a connector's source (None for manual data sources)."""
+    if connector_key == "pipedrive":
+        from portal.connectors.pipedrive import PipedriveReader
+
+        return PipedriveReader()
+    if connector_key == "sql":
+        from portal.connectors.sql import SqlReader
+
+        return SqlReader()
+    return None
 
 
 def connector_info(key):

@@ -3,6 +3,7 @@
 from portal.jobs.counting import recount
 from portal.jobs.delete_all import delete_all, delete_source
 from portal.jobs.deletion import delete_selection, restore
+from portal.jobs.importing import run_import
 
 JOB_FUNCTIONS = {
     "recount": recount,
@@ -10,4 +11,5 @@ JOB_FUNCTIONS = {
     "restore": restore,
     "delete_all": delete_all,
     "delete_data_source": delete_source,
+    "import": run_import,
 }

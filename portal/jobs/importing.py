@@ -1,0 +1,28 @@
+"""Importing a period from a data source's original source, as a background job."""
+
+from datetime import date
+
+from portal.connectors import reader_for
+from portal.connectors.base import Period
+from portal.jobs import enqueue, tracked
+from portal.operations.importing import import_period
+
+
+@tracked
+def run_import(job, progress):
+    """RQ entry point: import the job's period; a rerun after a crash gives the same final state."""
+    period = Period(date.fromisoformat(job.params["start"]), date.fromisoformat(job.params["end"]))
+    report = import_period(job.data_source_id, period, reader=reader_for(job.params["connector"]),
+                           progress=progress, actor_id=job.requested_by_id)
+    return report.as_dict()
+
+
+def start_import(data_source, user, period):
+    """Queue an import of the period (one import or destructive job per data source)."""
+    return enqueue(
+        run_import, "import",
+        organization_id=data_source.organization_id, data_source_id=data_source.id,
+        requested_by_id=user.id if user else None,
+        params={"start": period.start.isoformat(), "end": period.end.isoformat(), "connector": data_source.connector},
+        exclusive=True,
+    )

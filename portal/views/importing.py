@@ -1,0 +1,53 @@
+"""Import more data: choose a period and import it again from the original source."""
+
+from flask import Blueprint, redirect, render_template, url_for
+from flask_login import current_user, login_required
+from sqlalchemy import select
+
+from portal.connectors import source_type_of
+from portal.connectors.base import Period
+from portal.extensions import db
+from portal.jobs import JobAlreadyRunning
+from portal.jobs.importing import start_import
+from portal.models import Job
+from portal.views.access import require_change_permission, visible_data_source_or_404
+from portal.views.forms import ImportPeriodForm
+from portal.views.rendering import wants_fragment
+
+bp = Blueprint("importing", __name__, url_prefix="/data-sources/<int:data_source_id>/import")
+
+
+@bp.before_request
+@login_required
+def require_login():
+    """Importing needs a logged-in team lead or support staff."""
+
+
+@bp.route("", methods=["GET", "POST"])
+def import_more(data_source_id):
+    """The period form; a valid period starts the import job."""
+    data_source = visible_data_source_or_404(data_source_id)
+    require_change_permission()
+    capability = source_type_of(data_source.connector, data_source.source_type)
+    if not capability.imports_period:
+        return render_template("errors/message.html", message="A manual data source has no source to import from."), 404
+    form = ImportPeriodForm(max_span_days=capability.max_span_days)
+    error, job = None, None
+    if form.validate_on_submit():
+        try:
+            job = start_import(data_source, current_user, Period(form.date_from.data, form.date_to.data))
+        except JobAlreadyRunning as busy:
+            error = f"{busy} Start the import once it has finished."
+        else:
+            if not wants_fragment():
+                return redirect(url_for("jobs.show", job_id=job.id))
+    template = "importing/_form.html" if wants_fragment() else "importing/import.html"
+    status = 422 if form.errors or error else 200
+    return render_template(template, data_source=data_source, form=form, error=error, job=job,
+                           jobs=_imports(data_source.id)), status
+
+
+def _imports(data_source_id):
+    """The data source's latest imports."""
+    return db.session.scalars(select(Job).where(Job.data_source_id == data_source_id, Job.kind == "import")
+                              .order_by(Job.created_at.desc()).limit(5)).all()
