@@ -183,7 +183,7 @@ def settle():
     After the checkpoint both sides pay the same full-page writes for the pages they first touch.
     """
     db.session.remove()
-    maintenance("VACUUM registration, deleted_registration")
+    maintenance("VACUUM registration, hidden_registration")
     maintenance("CHECKPOINT")
 
 
@@ -239,8 +239,9 @@ def report(results, args):
     print("\nMethod: both sides delete real, different rows of the same kind in the same process: "
           "disjoint random id sets (drawn from the same days) and disjoint 80-day ranges of exactly "
           "equal row count; the side that runs first alternates per run; each measurement follows "
-          "VACUUM and CHECKPOINT and includes its commit. The operation also copies the rows into "
-          "deleted_registration and writes its batch, counter and audit event; the raw DELETE does not.")
+          "VACUUM and CHECKPOINT and includes its commit. The operation also hides the rows in "
+          "hidden_registration (restorable) and writes its batch, counter and audit event; the raw "
+          "DELETE does not.")
 
 
 if __name__ == "__main__":

@@ -225,23 +225,17 @@ class DeletionBatch(db.Model):
     created_by: Mapped["User | None"] = relationship()
 
 
-class DeletedRegistration(db.Model):
-    """A registration in the restore window, kept exactly as it was (same id)."""
+class HiddenRegistration(db.Model):
+    """A registration in the restore window: it stays where it is, hidden from every read.
 
-    __table_args__ = (Index("ix_deleted_registration_lookup", "data_source_id", "external_id"),)
+    Deleting writes one narrow row here instead of moving the registration, so a delete
+    costs about what a raw DELETE does, restoring is deleting these rows, and the purge
+    removes the registration itself. No foreign keys: the operations that delete data
+    sources and batches remove these rows themselves, and the checks would slow deletes.
+    """
 
-    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
-    batch_id: Mapped[int] = mapped_column(
-        ForeignKey("deletion_batch.id", ondelete="CASCADE"), index=True
-    )
-    data_source_id: Mapped[int] = mapped_column(
-        ForeignKey("data_source.id", ondelete="CASCADE")
-    )
-    external_id: Mapped[str] = mapped_column(String(255))
-    employee_id: Mapped[int | None] = mapped_column(ForeignKey("employee.id"), index=True)
-    occurred_on: Mapped[date] = mapped_column(Date)
-    values: Mapped[dict] = mapped_column(JSON, default=dict)
-    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    registration_id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    batch_id: Mapped[int] = mapped_column(Integer, index=True)
 
 
 class Suppression(db.Model):

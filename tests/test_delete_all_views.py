@@ -6,12 +6,13 @@ import pytest
 import sqlalchemy as sa
 
 from portal.extensions import db
+from portal.operations.listing import RegistrationFilter
 from portal.models import DataSource, Job, Registration
 from tests.conftest import run_queued_jobs
 
 
 def live(data_source_id):
-    return db.session.scalar(sa.select(sa.func.count()).where(Registration.data_source_id == data_source_id))
+    return db.session.scalar(sa.select(sa.func.count()).where(*RegistrationFilter(data_source_id).clauses()))
 
 
 @pytest.fixture

@@ -6,7 +6,8 @@ import pytest
 import sqlalchemy as sa
 
 from portal.extensions import db
-from portal.models import AuditEvent, DataSource, DeletedRegistration, DeletionBatch, Registration, Suppression, utcnow
+from portal.connectors.base import SourceRecord
+from portal.models import AuditEvent, DataSource, DeletionBatch, HiddenRegistration, Registration, Suppression, utcnow
 from portal.operations.deletion import (
     DeletionRefused,
     Selection,
@@ -16,24 +17,25 @@ from portal.operations.deletion import (
     restore_batch,
     summarize,
 )
+from portal.operations.importing import ImportReport, employee_directory, upsert_records
 from portal.operations.listing import RegistrationFilter
 
 pytestmark = pytest.mark.parametrize("db_backend", ["sqlite", "postgresql"])
 
 
 def snapshot(data_source_id):
-    """Every registration of a data source, exactly."""
+    """Every live registration of a data source, exactly."""
     rows = db.session.execute(
         sa.select(Registration.id, Registration.external_id, Registration.employee_id,
                   Registration.occurred_on, Registration.values)
-        .where(Registration.data_source_id == data_source_id).order_by(Registration.id)
+        .where(*RegistrationFilter(data_source_id).clauses()).order_by(Registration.id)
     ).all()
     return [tuple(row) for row in rows]
 
 
 def ids_of(data_source_id, *external_ids):
     return frozenset(db.session.scalars(
-        sa.select(Registration.id).where(Registration.data_source_id == data_source_id,
+        sa.select(Registration.id).where(*RegistrationFilter(data_source_id).clauses(),
                                          Registration.external_id.in_(external_ids))))
 
 
@@ -48,7 +50,7 @@ def test_deleting_ticked_registrations_moves_them_into_a_batch(app, world):
     assert batch.count == 3 and batch.kind == "selected"
     assert (batch.first_on, batch.last_on) == (date(2025, 1, 2), date(2025, 1, 4))
     assert len(snapshot(world.calls)) == 27 and counter(world.calls) == 27
-    assert db.session.scalar(sa.select(sa.func.count()).where(DeletedRegistration.batch_id == batch.id)) == 3
+    assert db.session.scalar(sa.select(sa.func.count()).where(HiddenRegistration.batch_id == batch.id)) == 3
     assert batch.expires_at - batch.created_at == timedelta(days=30)
     event = db.session.scalar(sa.select(AuditEvent).where(AuditEvent.action == "delete_registrations"))
     assert (event.count, event.actor_id, event.data_source_id, event.outcome) == (3, world.lead, world.calls, "ok")
@@ -110,15 +112,31 @@ def test_restore_brings_back_the_same_rows_and_twice_is_harmless(app, world):
     assert actions == ["delete_registrations", "restore_registrations"]
 
 
-def test_restore_keeps_a_registration_imported_again_meanwhile(app, world):
+def test_an_import_brings_back_a_registration_in_the_window_and_restore_keeps_it(app, world):
     batch = delete_registrations(Selection(RegistrationFilter(world.calls), ids=ids_of(world.calls, "C-1", "C-2")),
                                  actor_id=world.lead, expected_count=2)
-    db.session.add(Registration(data_source_id=world.calls, external_id="C-1", occurred_on=date(2025, 1, 2),
-                                values={"amount": 999}))
+    data_source = db.session.get(DataSource, world.calls)
+    report = ImportReport()
+    upsert_records(data_source, [SourceRecord("C-1", date(2025, 1, 2), {"amount": 999})],
+                   employee_directory(data_source), report)
     db.session.commit()
+    assert (report.updated, report.revived) == (1, 1) and counter(world.calls) == 29
     assert restore_batch(batch.id, actor_id=world.lead) == 1
     values = {row[1]: row[4] for row in snapshot(world.calls)}
     assert values["C-1"] == {"amount": 999} and values["C-2"] == {"amount": 20}
+    assert counter(world.calls) == 30 and len(values) == 30
+
+
+def test_a_kept_deleted_registration_stays_deleted_when_imported(app, world):
+    delete_registrations(Selection(RegistrationFilter(world.deals), ids=ids_of(world.deals, "D-1")),
+                         actor_id=world.lead, expected_count=1, suppress=True)
+    data_source = db.session.get(DataSource, world.deals)
+    report = ImportReport()
+    upsert_records(data_source, [SourceRecord("D-1", date(2025, 1, 2), {"amount": 10})],
+                   employee_directory(data_source), report)
+    db.session.commit()
+    assert (report.skipped_suppressed, report.revived) == (1, 0)
+    assert "D-1" not in {row[1] for row in snapshot(world.deals)} and counter(world.deals) == 29
 
 
 def test_keep_them_deleted_suppresses_and_restore_lifts_it(app, world):
@@ -150,7 +168,9 @@ def test_purge_removes_only_batches_past_their_window_in_chunks(app, world):
     assert purge_expired_batches(chunk_size=3) == 20
     assert db.session.get(DeletionBatch, old.id).status == "purged"
     assert db.session.get(DeletionBatch, recent.id).status == "deleted"
-    assert db.session.scalar(sa.select(sa.func.count()).where(DeletedRegistration.batch_id == old.id)) == 0
+    assert db.session.scalar(sa.select(sa.func.count()).where(HiddenRegistration.batch_id == old.id)) == 0
+    physically = db.session.scalar(sa.select(sa.func.count()).where(Registration.data_source_id == world.calls))
+    assert physically == 10  # the purged rows are gone from the table itself
     with pytest.raises(DeletionRefused, match="past its restore window"):
         restore_batch(old.id, actor_id=world.lead)
     assert restore_batch(recent.id, actor_id=world.lead) == 1

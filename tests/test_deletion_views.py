@@ -6,19 +6,20 @@ import pytest
 import sqlalchemy as sa
 
 from portal.extensions import db
+from portal.operations.listing import RegistrationFilter
 from portal.models import DataSource, DeletionBatch, Job, Registration, Suppression
 from tests.conftest import run_queued_jobs
 
 
 def reg_ids(data_source_id, *external_ids):
     rows = db.session.execute(sa.select(Registration.external_id, Registration.id)
-                              .where(Registration.data_source_id == data_source_id)).all()
+                              .where(*RegistrationFilter(data_source_id).clauses())).all()
     by_external = dict(rows)
     return [by_external[e] for e in external_ids]
 
 
 def live_count(data_source_id):
-    return db.session.scalar(sa.select(sa.func.count()).where(Registration.data_source_id == data_source_id))
+    return db.session.scalar(sa.select(sa.func.count()).where(*RegistrationFilter(data_source_id).clauses()))
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import sqlalchemy as sa
 
 from portal.extensions import db
 from portal.jobs.maintenance import cron_scheduler
-from portal.models import DeletedRegistration, DeletionBatch, utcnow
+from portal.models import DeletionBatch, HiddenRegistration, utcnow
 from portal.operations.deletion import Selection, delete_registrations
 from portal.operations.listing import RegistrationFilter
 from portal.queue import get_queue, redis_connection
@@ -26,5 +26,5 @@ def test_the_schedule_enqueues_the_purge_and_a_worker_runs_it(app, world):
     db.session.expire_all()
     assert db.session.get(DeletionBatch, expired.id).status == "purged"
     assert db.session.get(DeletionBatch, kept.id).status == "deleted"
-    remaining = db.session.scalars(sa.select(DeletedRegistration.batch_id).distinct()).all()
+    remaining = db.session.scalars(sa.select(HiddenRegistration.batch_id).distinct()).all()
     assert remaining == [kept.id]

@@ -4,6 +4,7 @@ from sqlalchemy import func, select, update
 
 from portal.extensions import db
 from portal.models import DataSource, Registration
+from portal.operations.listing import RegistrationFilter
 
 
 def recount_registrations(data_source_id, progress):
@@ -12,7 +13,7 @@ def recount_registrations(data_source_id, progress):
         raise LookupError("The data source no longer exists.")
     progress.update(0, total=1)
     total = db.session.scalar(
-        select(func.count()).select_from(Registration).where(Registration.data_source_id == data_source_id)
+        select(func.count()).select_from(Registration).where(*RegistrationFilter(data_source_id).clauses())
     )
     db.session.execute(
         update(DataSource).where(DataSource.id == data_source_id).values(registration_count=total)

@@ -5,22 +5,21 @@ says where the next one starts, so a killed worker's rerun continues where it st
 ends with the same result. Memory stays constant: rows never travel through Python.
 """
 
-from datetime import timedelta
-
 from sqlalchemy import delete, func, select, update
 
 from portal.extensions import db
-from portal.models import DataSource, DeletedRegistration, DeletionBatch, Registration, Suppression, utcnow
+from portal.models import DataSource, DeletionBatch, HiddenRegistration, Registration, Suppression
 from portal.operations import audit
 from portal.operations.counting import adjust_registration_count
-from portal.operations.deletion import DeletionRefused, move_into_batch, suppress_batch
+from portal.operations.deletion import DeletionRefused, hide_into_batch, open_batch, suppress_batch
+from portal.operations.listing import is_live
 
 DEFAULT_CHUNK = 10_000
 
 
 def delete_all_registrations(data_source_id, *, actor_id, progress, reason="", suppress=False,
                              restore_days=30, chunk_size=DEFAULT_CHUNK):
-    """Move every registration that existed at the start into one restorable batch; returns it.
+    """Put every registration that existed at the start into one restorable batch; returns it.
 
     Registrations that arrive while it runs (API, webhooks) get higher ids and stay.
     """
@@ -30,9 +29,8 @@ def delete_all_registrations(data_source_id, *, actor_id, progress, reason="", s
     start = cursor["next_id"]
     while start <= ceiling:
         end = min(start + chunk_size, ceiling + 1)
-        moved = move_into_batch(
-            lambda t: [t.data_source_id == data_source_id, t.id >= start, t.id < end], batch.id)
-        batch.count += moved
+        batch.count += hide_into_batch(
+            lambda t: [t.data_source_id == data_source_id, t.id >= start, t.id < end, is_live(t)], batch.id)
         start = end
         progress.update(batch.count, cursor={**cursor, "next_id": start})
         db.session.commit()
@@ -49,14 +47,10 @@ def _begin(data_source_id, actor_id, progress, reason, restore_days):
     low, high, total, first_on, last_on = db.session.execute(
         select(func.min(Registration.id), func.max(Registration.id), func.count(),
                func.min(Registration.occurred_on), func.max(Registration.occurred_on))
-        .where(Registration.data_source_id == data_source_id)
+        .where(Registration.data_source_id == data_source_id, is_live())
     ).one()
-    now = utcnow()
-    batch = DeletionBatch(data_source_id=data_source_id, created_by_id=actor_id, kind="all", status="deleted",
-                          selection={"all": True}, reason=reason, count=0, first_on=first_on, last_on=last_on,
-                          created_at=now, expires_at=now + timedelta(days=restore_days))
-    db.session.add(batch)
-    db.session.flush()
+    batch = open_batch(data_source_id, actor_id, "all", {"all": True}, reason, restore_days)
+    batch.first_on, batch.last_on = first_on, last_on
     if high is not None:
         data_source.hidden_through_id = high
         adjust_registration_count(data_source_id, -total)
@@ -87,8 +81,8 @@ def abandon_delete_all(data_source_id, *, cursor, actor_id, error):
         return
     if data_source.hidden_through_id is not None:
         data_source.hidden_through_id = None
-        left = db.session.scalar(select(func.count()).where(Registration.data_source_id == data_source_id))
-        data_source.registration_count = left
+        data_source.registration_count = db.session.scalar(
+            select(func.count()).where(Registration.data_source_id == data_source_id, is_live()))
     audit.record("delete_all_registrations", data_source, actor_id, outcome="failed",
                  details={"batch_id": (cursor or {}).get("batch_id"), "error": error})
     db.session.commit()
@@ -99,22 +93,21 @@ def delete_data_source(data_source_id, *, actor_id, progress, reason="", chunk_s
     data_source = db.session.get(DataSource, data_source_id)
     if data_source is None:
         return {"deleted": progress.cursor.get("deleted", 0)}
-    total = data_source.registration_count
+    table = Registration.__table__
+    total = db.session.scalar(select(func.count()).where(table.c.data_source_id == data_source_id))
     done = progress.cursor.get("deleted", 0)
-    progress.update(done, total=total)
-    for model in (Registration, DeletedRegistration):
-        low, high = db.session.execute(
-            select(func.min(model.id), func.max(model.id)).where(model.data_source_id == data_source_id)).one()
-        for start in range(low or 0, (high or -1) + 1, chunk_size):
-            table = model.__table__
-            removed = db.session.execute(
-                delete(table).where(table.c.data_source_id == data_source_id, table.c.id >= start,
-                                    table.c.id < start + chunk_size)).rowcount
-            if model is Registration:
-                done += removed
-            progress.update(done, cursor={"deleted": done})
-            db.session.commit()
-    db.session.execute(delete(Suppression).where(Suppression.data_source_id == data_source_id))
+    progress.update(done, total=done + total)
+    low, high = db.session.execute(
+        select(func.min(table.c.id), func.max(table.c.id)).where(table.c.data_source_id == data_source_id)).one()
+    for start in range(low or 0, (high or -1) + 1, chunk_size):
+        done += db.session.execute(
+            delete(table).where(table.c.data_source_id == data_source_id, table.c.id >= start,
+                                table.c.id < start + chunk_size)).rowcount
+        progress.update(done, cursor={"deleted": done})
+        db.session.commit()
+    batches = select(DeletionBatch.id).where(DeletionBatch.data_source_id == data_source_id)
+    db.session.execute(delete(HiddenRegistration.__table__).where(HiddenRegistration.batch_id.in_(batches)))
+    db.session.execute(delete(Suppression.__table__).where(Suppression.data_source_id == data_source_id))
     audit.record("delete_data_source", data_source, actor_id, count=done, reason=reason)
     db.session.delete(data_source)
     db.session.commit()

@@ -1,19 +1,22 @@
 """Deleting registrations into the restore window, restoring them, purging them, suppressing ids.
 
-Each operation is set-based: a fixed number of statements whatever the number of rows.
+A deleted registration stays in its table with a row in hidden_registration naming its
+deletion batch; every read leaves hidden rows out (listing.is_live). Each operation is
+set-based: a fixed number of statements whatever the number of rows.
 """
 
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sqlalchemy import delete, exists, func, insert, literal, select
+from sqlalchemy import BigInteger, any_, bindparam, delete, func, insert, literal, select
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from portal.extensions import db
 from portal.models import (
     DataSource,
-    DeletedRegistration,
     DeletionBatch,
     Employee,
+    HiddenRegistration,
     Registration,
     Suppression,
     utcnow,
@@ -22,9 +25,6 @@ from portal.operations import audit
 from portal.operations.counting import adjust_registration_count
 from portal.operations.listing import RegistrationFilter
 from portal.operations.statements import insert_counting, is_postgresql
-
-COPIED_COLUMNS = ("id", "data_source_id", "external_id", "employee_id", "occurred_on", "values", "updated_at")
-
 
 class DeletionRefused(Exception):
     """A deletion or restore that must not happen; the message is for the person who asked."""
@@ -57,9 +57,9 @@ class Selection:
         """WHERE clauses selecting these registrations in a registration-shaped table."""
         where = self.filter.clauses(table)
         if self.ids is not None:
-            where.append(table.id.in_(sorted(self.ids)))
+            where.append(_id_in(table.id, self.ids))
         if self.excluded_ids:
-            where.append(table.id.not_in(sorted(self.excluded_ids)))
+            where.append(~_id_in(table.id, self.excluded_ids))
         return where
 
     def to_dict(self):
@@ -79,6 +79,13 @@ class Selection:
             ids=frozenset(ids) if ids is not None else None,
             excluded_ids=frozenset(data.get("excluded_ids") or ()),
         )
+
+
+def _id_in(column, ids):
+    """column IN ids; on PostgreSQL one array parameter rather than one parameter per id."""
+    if is_postgresql():
+        return column == any_(bindparam("ids", sorted(ids), type_=ARRAY(BigInteger), unique=True))
+    return column.in_(sorted(ids))
 
 
 @dataclass(frozen=True)
@@ -110,63 +117,58 @@ def summarize(selection):
 
 def delete_registrations(selection, *, actor_id, expected_count, kind="selected", reason="",
                          suppress=False, restore_days=30):
-    """Move the selected registrations into a new deletion batch; refuse if the selection changed."""
+    """Hide the selected registrations in a new deletion batch; refuse if the selection changed."""
     if selection.is_empty or expected_count < 1:
         raise DeletionRefused("Nothing is selected: tick the registrations to delete first.")
     data_source = db.session.get(DataSource, selection.data_source_id)
-    now = utcnow()
-    batch = DeletionBatch(
-        data_source_id=data_source.id, created_by_id=actor_id, kind=kind, status="deleted",
-        selection=selection.to_dict(), reason=reason, created_at=now,
-        expires_at=now + timedelta(days=restore_days),
-    )
-    db.session.add(batch)
-    db.session.flush()
-    moved = move_into_batch(selection.clauses, batch.id)
-    if moved != expected_count:
+    batch = open_batch(data_source.id, actor_id, kind, selection.to_dict(), reason, restore_days)
+    hidden = hide_into_batch(selection.clauses, batch.id)
+    if hidden != expected_count:
         db.session.rollback()
         raise DeletionRefused(
             f"The selection changed since it was shown: {expected_count:,} were selected, "
-            f"{moved:,} of them can be deleted now. Nothing was deleted; check the selection and try again."
+            f"{hidden:,} of them can be deleted now. Nothing was deleted; check the selection and try again."
         )
-    batch.count = moved
+    batch.count = hidden
     batch.first_on, batch.last_on = db.session.execute(
-        select(func.min(DeletedRegistration.occurred_on), func.max(DeletedRegistration.occurred_on))
-        .where(DeletedRegistration.batch_id == batch.id)
+        select(func.min(Registration.occurred_on), func.max(Registration.occurred_on)).where(*in_batch(batch.id))
     ).one()
-    adjust_registration_count(data_source.id, -moved)
+    adjust_registration_count(data_source.id, -hidden)
     if suppress:
         suppress_batch(batch, actor_id)
-    audit.record("delete_registrations", data_source, actor_id, count=moved, reason=reason,
+    audit.record("delete_registrations", data_source, actor_id, count=hidden, reason=reason,
                  details={"batch_id": batch.id, "kind": kind, "selection": selection.to_dict(), "suppressed": suppress})
     db.session.commit()
     return batch
 
 
-def move_into_batch(clauses, batch_id):
-    """Move the rows that clauses(table columns) select into the batch; returns how many moved."""
+def open_batch(data_source_id, actor_id, kind, selection, reason, restore_days):
+    """A new, empty deletion batch whose restore window starts now."""
+    now = utcnow()
+    batch = DeletionBatch(
+        data_source_id=data_source_id, created_by_id=actor_id, kind=kind, status="deleted", count=0,
+        selection=selection, reason=reason, created_at=now, expires_at=now + timedelta(days=restore_days),
+    )
+    db.session.add(batch)
+    db.session.flush()
+    return batch
+
+
+def hide_into_batch(clauses, batch_id):
+    """Hide the live registrations that clauses(table columns) select; returns how many."""
     table = Registration.__table__
-    archive = DeletedRegistration.__table__
-    columns = [table.c[name] for name in COPIED_COLUMNS]
-    if is_postgresql():
-        # One statement: the rows leave and arrive together, read once.
-        moved = delete(table).where(*clauses(table.c)).returning(*columns).cte("moved")
-        return insert_counting(
-            insert(archive).from_select(["batch_id", *COPIED_COLUMNS],
-                                        select(literal(batch_id), *[moved.c[name] for name in COPIED_COLUMNS])),
-            archive.c.id,
-        )
-    copied = insert_counting(
-        insert(archive).from_select(
-            ["batch_id", *COPIED_COLUMNS],
-            select(literal(batch_id), *columns).where(*clauses(table.c)),
+    return insert_counting(
+        insert(HiddenRegistration.__table__).from_select(
+            ["registration_id", "batch_id"],
+            select(table.c.id, literal(batch_id)).where(*clauses(table.c)),
         ),
-        archive.c.id,
+        HiddenRegistration.registration_id,
     )
-    db.session.execute(
-        delete(table).where(table.c.id.in_(select(archive.c.id).where(archive.c.batch_id == batch_id)))
-    )
-    return copied
+
+
+def in_batch(batch_id, table=Registration):
+    """WHERE clauses for the registrations a batch hides."""
+    return [table.id.in_(select(HiddenRegistration.registration_id).where(HiddenRegistration.batch_id == batch_id))]
 
 
 def suppress_batch(batch, actor_id):
@@ -175,17 +177,15 @@ def suppress_batch(batch, actor_id):
     db.session.execute(
         insert(Suppression).from_select(
             ["data_source_id", "external_id", "created_by_id", "created_at"],
-            select(DeletedRegistration.data_source_id, DeletedRegistration.external_id,
-                   literal(actor_id), literal(utcnow()))
-            .where(DeletedRegistration.batch_id == batch.id,
-                   DeletedRegistration.external_id.not_in(already))
+            select(Registration.data_source_id, Registration.external_id, literal(actor_id), literal(utcnow()))
+            .where(*in_batch(batch.id), Registration.external_id.not_in(already))
             .distinct(),
         )
     )
 
 
 def restore_batch(batch_id, *, actor_id, reason=""):
-    """Bring a batch's registrations back exactly; restoring twice changes nothing."""
+    """Bring a batch's registrations back exactly (they never moved); twice changes nothing."""
     batch = db.session.execute(
         select(DeletionBatch).where(DeletionBatch.id == batch_id).with_for_update()
     ).scalar_one_or_none()
@@ -197,26 +197,15 @@ def restore_batch(batch_id, *, actor_id, reason=""):
     if batch.status != "deleted":
         raise DeletionRefused("That deletion is past its restore window; its registrations are gone.")
     data_source = db.session.get(DataSource, batch.data_source_id)
-    archive = DeletedRegistration.__table__
-    live = Registration.__table__
-    in_batch = archive.c.batch_id == batch.id
-    # A registration imported again since the deletion is newer than the copy here: keep it.
-    newer = exists().where(live.c.data_source_id == archive.c.data_source_id,
-                           live.c.external_id == archive.c.external_id)
-    restored = insert_counting(
-        insert(live).from_select(
-            list(COPIED_COLUMNS),
-            select(*[archive.c[name] for name in COPIED_COLUMNS]).where(in_batch, ~newer),
-        ),
-        live.c.id,
-    )
     db.session.execute(
         delete(Suppression.__table__).where(
             Suppression.data_source_id == batch.data_source_id,
-            Suppression.external_id.in_(select(archive.c.external_id).where(in_batch)),
+            Suppression.external_id.in_(select(Registration.external_id).where(*in_batch(batch.id))),
         )
     )
-    db.session.execute(delete(archive).where(in_batch))
+    restored = db.session.execute(
+        delete(HiddenRegistration.__table__).where(HiddenRegistration.batch_id == batch.id)
+    ).rowcount
     adjust_registration_count(data_source.id, restored)
     batch.status = "restored"
     batch.restored_at = utcnow()
@@ -239,19 +228,22 @@ def purge_expired_batches(*, now=None, chunk_size=10_000):
 
 
 def purge_batch(batch_id, *, chunk_size=10_000, actor_id=None):
-    """Remove one batch's rows in chunks, then mark it purged."""
-    archive = DeletedRegistration.__table__
+    """Delete one batch's registrations for good, chunk by chunk of ids, then mark it purged."""
+    hidden = HiddenRegistration.__table__
     low, high = db.session.execute(
-        select(func.min(archive.c.id), func.max(archive.c.id)).where(archive.c.batch_id == batch_id)
+        select(func.min(hidden.c.registration_id), func.max(hidden.c.registration_id))
+        .where(hidden.c.batch_id == batch_id)
     ).one()
     removed = 0
-    if low is not None:
-        for start in range(low, high + 1, chunk_size):
-            removed += db.session.execute(
-                delete(archive).where(archive.c.batch_id == batch_id, archive.c.id >= start,
-                                      archive.c.id < start + chunk_size)
-            ).rowcount
-            db.session.commit()
+    for start in range(low or 0, (high or -1) + 1, chunk_size):
+        window = [hidden.c.batch_id == batch_id, hidden.c.registration_id >= start,
+                  hidden.c.registration_id < start + chunk_size]
+        removed += db.session.execute(
+            delete(Registration.__table__).where(
+                Registration.__table__.c.id.in_(select(hidden.c.registration_id).where(*window)))
+        ).rowcount
+        db.session.execute(delete(hidden).where(*window))
+        db.session.commit()
     batch = db.session.get(DeletionBatch, batch_id)
     batch.status = "purged"
     batch.purged_at = utcnow()
@@ -259,6 +251,18 @@ def purge_batch(batch_id, *, chunk_size=10_000, actor_id=None):
                  count=removed, details={"batch_id": batch_id})
     db.session.commit()
     return removed
+
+
+def revive(data_source_id, external_ids):
+    """An import that finds these external ids at the source brings them back from the restore window."""
+    if not external_ids:
+        return 0
+    revived = db.session.execute(delete(HiddenRegistration.__table__).where(
+        HiddenRegistration.registration_id.in_(
+            select(Registration.id).where(Registration.data_source_id == data_source_id,
+                                          Registration.external_id.in_(sorted(external_ids)))))).rowcount
+    adjust_registration_count(data_source_id, revived)
+    return revived
 
 
 def remove_suppression(data_source, suppression_id, *, actor_id):
@@ -279,4 +283,3 @@ def live_batches(data_source_id):
         select(DeletionBatch).where(DeletionBatch.data_source_id == data_source_id)
         .order_by(DeletionBatch.created_at.desc(), DeletionBatch.id.desc())
     ).all()
-

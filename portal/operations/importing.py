@@ -10,6 +10,7 @@ from portal.extensions import db
 from portal.models import DataSource, Employee, Registration, Suppression, utcnow
 from portal.operations import audit
 from portal.operations.counting import adjust_registration_count
+from portal.operations.deletion import revive
 from portal.operations.statements import is_postgresql
 
 BATCH_SIZE = 1000
@@ -30,6 +31,7 @@ class ImportReport:
     skipped_suppressed: int = 0
     failed: int = 0
     employees_created: int = 0
+    revived: int = 0  # registrations in the restore window that the source still has, back again
     failures: list = field(default_factory=list)  # [{"external_id", "reason"}], the first ones
     unknown_employees: list = field(default_factory=list)
 
@@ -145,6 +147,7 @@ def upsert_records(data_source, records, directory, report, period=None):
     if rows:
         db.session.execute(_upsert_statement(), rows)
         adjust_registration_count(data_source.id, sum(1 for r in rows if r["external_id"] not in existing))
+    report.revived += revive(data_source.id, [e for e in existing if e not in suppressed])
 
 
 def _upsert_statement():

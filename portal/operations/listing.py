@@ -3,11 +3,16 @@
 from dataclasses import asdict, dataclass
 from datetime import date
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import exists, func, select, tuple_
 from sqlalchemy.orm import joinedload
 
 from portal.extensions import db
-from portal.models import Registration
+from portal.models import HiddenRegistration, Registration
+
+
+def is_live(table=Registration):
+    """Not in the restore window: every read of registrations goes through this."""
+    return ~exists().where(HiddenRegistration.registration_id == table.id)
 
 
 @dataclass(frozen=True)
@@ -22,8 +27,8 @@ class RegistrationFilter:
     above_id: int | None = None
 
     def clauses(self, table=Registration):
-        """WHERE clauses for this filter against the registration table (or a copy of it)."""
-        where = [table.data_source_id == self.data_source_id]
+        """WHERE clauses for this filter against the registration table (ORM class or Core columns)."""
+        where = [table.data_source_id == self.data_source_id, is_live(table)]
         if self.date_from:
             where.append(table.occurred_on >= self.date_from)
         if self.date_to:

@@ -6,6 +6,7 @@ from sqlalchemy import func, select
 
 from portal.extensions import db
 from portal.models import Registration
+from portal.operations.listing import RegistrationFilter
 from portal.queue import redis_connection
 from portal.selection import SelectionStore
 from portal.views.access import require_change_permission, visible_data_source_or_404
@@ -75,7 +76,7 @@ def _ids(raw, data_source_id, expected):
         abort(400, "Those are not registration ids.")
     found = db.session.scalar(
         select(func.count()).select_from(Registration)
-        .where(Registration.data_source_id == data_source_id, Registration.id.in_(ids))
+        .where(*RegistrationFilter(data_source_id).clauses(), Registration.id.in_(ids))
     )
     if not ids or found != len(ids) or len(ids) != expected:
         abort(400, "Some of those registrations are not in this data source (or no longer exist). Reload the page.")
