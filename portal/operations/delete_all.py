@@ -30,7 +30,7 @@ def delete_all_registrations(data_source_id, *, actor_id, progress, reason="", s
     while start <= ceiling:
         end = min(start + chunk_size, ceiling + 1)
         batch.count += hide_into_batch(
-            lambda t: [t.data_source_id == data_source_id, t.id >= start, t.id < end, is_live(t)], batch.id)
+            lambda t: [t.data_source_id == data_source_id, t.id >= start, t.id < end, is_live(t)], batch.id)[0]
         start = end
         progress.update(batch.count, cursor={**cursor, "next_id": start})
         db.session.commit()

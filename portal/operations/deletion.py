@@ -122,7 +122,7 @@ def delete_registrations(selection, *, actor_id, expected_count, kind="selected"
         raise DeletionRefused("Nothing is selected: tick the registrations to delete first.")
     data_source = db.session.get(DataSource, selection.data_source_id)
     batch = open_batch(data_source.id, actor_id, kind, selection.to_dict(), reason, restore_days)
-    hidden = hide_into_batch(selection.clauses, batch.id)
+    hidden, batch.first_on, batch.last_on = hide_into_batch(selection.clauses, batch.id)
     if hidden != expected_count:
         db.session.rollback()
         raise DeletionRefused(
@@ -130,9 +130,6 @@ def delete_registrations(selection, *, actor_id, expected_count, kind="selected"
             f"{hidden:,} of them can be deleted now. Nothing was deleted; check the selection and try again."
         )
     batch.count = hidden
-    batch.first_on, batch.last_on = db.session.execute(
-        select(func.min(Registration.occurred_on), func.max(Registration.occurred_on)).where(*in_batch(batch.id))
-    ).one()
     adjust_registration_count(data_source.id, -hidden)
     if suppress:
         suppress_batch(batch, actor_id)
@@ -155,15 +152,25 @@ def open_batch(data_source_id, actor_id, kind, selection, reason, restore_days):
 
 
 def hide_into_batch(clauses, batch_id):
-    """Hide the live registrations that clauses(table columns) select; returns how many."""
-    table = Registration.__table__
-    return insert_counting(
-        insert(HiddenRegistration.__table__).from_select(
-            ["registration_id", "batch_id"],
-            select(table.c.id, literal(batch_id)).where(*clauses(table.c)),
-        ),
-        HiddenRegistration.registration_id,
+    """Hide the live registrations that clauses(table columns) select; returns (how many, first day, last day)."""
+    table, hidden = Registration.__table__, HiddenRegistration.__table__
+    if is_postgresql():
+        # One pass over the rows: they are read once, hidden, counted and dated together.
+        chosen = select(table.c.id, table.c.occurred_on).where(*clauses(table.c)).cte("chosen")
+        hid = (insert(hidden).from_select(["registration_id", "batch_id"], select(chosen.c.id, literal(batch_id)))
+               .returning(hidden.c.registration_id).cte("hid"))
+        count = select(func.count()).select_from(hid).scalar_subquery()
+        return tuple(db.session.execute(
+            select(count, func.min(chosen.c.occurred_on), func.max(chosen.c.occurred_on)).select_from(chosen)).one())
+    count = insert_counting(
+        insert(hidden).from_select(["registration_id", "batch_id"],
+                                   select(table.c.id, literal(batch_id)).where(*clauses(table.c))),
+        hidden.c.registration_id,
     )
+    first_on, last_on = db.session.execute(
+        select(func.min(table.c.occurred_on), func.max(table.c.occurred_on)).where(*in_batch(batch_id, table.c))
+    ).one()
+    return count, first_on, last_on
 
 
 def in_batch(batch_id, table=Registration):
