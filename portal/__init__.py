@@ -2,7 +2,6 @@
 
 from flask import Flask
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from portal.config import INSTANCE_DIR, Config
@@ -32,6 +31,11 @@ def register_extensions(app):
     from portal import queue
 
     db.init_app(app)
+    with app.app_context():
+        for engine in db.engines.values():
+            # The portal's own engines only: an original database a connector reads must not be
+            # switched to WAL (a write, refused on a read-only connection to a rollback-journal file).
+            event.listen(engine, "connect", _sqlite_pragmas)
     migrate.init_app(app, db, render_as_batch=True, compare_type=True)
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
@@ -51,7 +55,8 @@ def register_security(app):
 
 def register_blueprints(app):
     """Mount one blueprint per area of the portal."""
-    from portal.views import auth, data_sources, delete_all, deletion, errors, importing, jobs, selection
+    from portal.views import (auth, capabilities, data_sources, delete_all, deletion, employees, errors, importing,
+                              jobs, selection, webhooks)
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(data_sources.bp)
@@ -60,6 +65,9 @@ def register_blueprints(app):
     app.register_blueprint(delete_all.bp)
     app.register_blueprint(importing.bp)
     app.register_blueprint(jobs.bp)
+    app.register_blueprint(webhooks.bp)
+    app.register_blueprint(capabilities.bp)
+    app.register_blueprint(employees.bp)
     errors.init_app(app)
 
 
@@ -77,7 +85,6 @@ def register_commands(app):
     commands.init_app(app)
 
 
-@event.listens_for(Engine, "connect")
 def _sqlite_pragmas(dbapi_connection, connection_record):
     """SQLite: enforce foreign keys, and let the web process and workers share the file."""
     if type(dbapi_connection).__module__.startswith("sqlite3"):

@@ -39,6 +39,24 @@ def cron_command():
     cron_scheduler(redis_connection(), config["RQ_QUEUE"], config["PURGE_INTERVAL_SECONDS"]).start()
 
 
+@click.command("register-webhooks")
+@click.option("--public-url", envvar="PORTAL_PUBLIC_URL", default="http://127.0.0.1:5000",
+              help="Where the source can reach this portal.")
+def register_webhooks_command(public_url):
+    """Subscribe every Pipedrive Deals data source to deletion webhooks (safe to run again)."""
+    from portal.connectors.base import ConnectorError
+    from portal.operations.webhooks import ensure_deletion_webhook, webhook_data_sources
+
+    for data_source in webhook_data_sources():
+        url = f"{public_url.rstrip('/')}/webhooks/pipedrive/{data_source.id}"
+        try:
+            webhook_id = ensure_deletion_webhook(data_source, url)
+        except ConnectorError as error:
+            click.echo(f"{data_source.name}: webhook not registered ({error})")
+        else:
+            click.echo(f"{data_source.name}: deletion webhook {webhook_id} -> {url}")
+
+
 @click.command("seed-demo")
 @click.option("--if-empty", is_flag=True, help="Do nothing when the database has organizations.")
 def seed_demo_command(if_empty):
@@ -60,3 +78,4 @@ def init_app(app):
     app.cli.add_command(worker_command)
     app.cli.add_command(cron_command)
     app.cli.add_command(seed_demo_command)
+    app.cli.add_command(register_webhooks_command)

@@ -35,6 +35,8 @@ def main():
                                           "--port", env["PIPEDRIVE_SANDBOX_PORT"]], env=env))
         subprocess.run(flask("db", "upgrade"), env=env, check=True)
         subprocess.run(flask("seed-demo", "--if-empty"), env=env, check=True)
+        env.setdefault("PORTAL_PUBLIC_URL", f"http://127.0.0.1:{port}")
+        subprocess.run(flask("register-webhooks"), env=env, check=False)
         children.append(subprocess.Popen(flask("worker"), env=env))
         children.append(subprocess.Popen(flask("cron"), env=env))
         children.append(subprocess.Popen(flask("run", "--host", "127.0.0.1", "--port", port), env=env))

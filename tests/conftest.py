@@ -236,3 +236,36 @@ def worker_process(app, database_url, redis_url):
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+@pytest.fixture
+def live_server(app):
+    """Serve the test's app on a free loopback port for the length of the test (real sockets)."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(5)
+    server.server_close()
+
+
+@pytest.fixture
+def pipedrive_sandbox():
+    """The project's Pipedrive-compatible sandbox, served from a thread on a free port."""
+    import threading
+    from datetime import date
+
+    from sandbox.pipedrive import make_server as make_sandbox
+
+    server = make_sandbox(port=0, today=date(2026, 12, 31))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    thread.join(5)
+    server.server_close()

@@ -290,3 +290,19 @@ def live_batches(data_source_id):
         select(DeletionBatch).where(DeletionBatch.data_source_id == data_source_id)
         .order_by(DeletionBatch.created_at.desc(), DeletionBatch.id.desc())
     ).all()
+
+
+def delete_at_source(data_source_id, external_ids):
+    """A deletion reported by the source (webhook, deleted listing): hide those registrations here too.
+
+    Unknown or already deleted ids are ignored, so a replayed or duplicated event changes nothing.
+    """
+    flt = RegistrationFilter(data_source_id)
+    ids = frozenset(db.session.scalars(select(Registration.id).where(
+        *flt.clauses(), Registration.external_id.in_(sorted({str(e) for e in external_ids})))))
+    if not ids:
+        db.session.rollback()
+        return 0
+    batch = delete_registrations(Selection(flt, ids=ids), actor_id=None, expected_count=len(ids), kind="source",
+                                 reason="Deleted at the source")
+    return batch.count

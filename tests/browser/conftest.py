@@ -1,10 +1,8 @@
 """Browser tests: the portal served from a thread, driven by Playwright in Debian's Chromium."""
 
 import os
-import threading
 
 import pytest
-from werkzeug.serving import make_server
 
 from tests.conftest import need_service
 
@@ -21,18 +19,6 @@ def browser_type_launch_args(browser_type_launch_args):
         "executable_path": CHROMIUM,
         "args": ["--disable-background-networking", "--disable-component-update", "--disable-sync"],
     }
-
-
-@pytest.fixture
-def live_server(app):
-    """Serve the test's app on a free loopback port for the length of the test."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(5)
-    server.server_close()
 
 
 @pytest.fixture
