@@ -36,7 +36,8 @@ def cron_command():
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     config = current_app.config
-    cron_scheduler(redis_connection(), config["RQ_QUEUE"], config["PURGE_INTERVAL_SECONDS"]).start()
+    cron_scheduler(redis_connection(), config["RQ_QUEUE"], config["PURGE_INTERVAL_SECONDS"],
+                   sync_interval=config["SYNC_INTERVAL_SECONDS"]).start()
 
 
 @click.command("register-webhooks")

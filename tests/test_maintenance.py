@@ -28,3 +28,22 @@ def test_the_schedule_enqueues_the_purge_and_a_worker_runs_it(app, world):
     assert db.session.get(DeletionBatch, kept.id).status == "deleted"
     remaining = db.session.scalars(sa.select(HiddenRegistration.batch_id).distinct()).all()
     assert remaining == [kept.id]
+
+
+def test_scheduled_sync_starts_an_import_per_integration_and_skips_busy_ones(app, world):
+    from portal.jobs.delete_all import start_delete_all
+    from portal.jobs.maintenance import sync_recent
+    from portal.models import DataSource, Job, User
+
+    db.session.get(DataSource, world.activities).settings = {"scheduled_sync": False}
+    db.session.commit()
+    start_delete_all(db.session.get(DataSource, world.globex_deals), db.session.get(User, world.globex_lead))
+    assert sync_recent() == {"started": 1, "busy": 1}
+    imports = db.session.scalars(sa.select(Job).where(Job.kind == "import")).all()
+    assert [(job.data_source_id, job.params["connector"]) for job in imports] == [(world.deals, "pipedrive")]
+    assert imports[0].params["start"] < imports[0].params["end"]
+
+
+def test_the_schedule_includes_the_sync_when_it_is_on(app):
+    scheduler = cron_scheduler(redis_connection(), app.config["RQ_QUEUE"], purge_interval=3600, sync_interval=900)
+    assert [job.func.__name__ for job in scheduler.get_jobs()] == ["sync_recent", "purge_expired", "requeue_abandoned_jobs"]
