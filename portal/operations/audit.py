@@ -19,3 +19,17 @@ def record(action, data_source, actor_id, *, count=None, outcome="ok", reason=""
     )
     db.session.add(event)
     return event
+
+
+def record_employee_change(action, employee, actor_id, *, reason="", details=None):
+    """Add an audit event for a change to an employee, which belongs to no data source."""
+    event = AuditEvent(
+        organization_id=employee.organization_id,
+        data_source_id=None,
+        actor_id=actor_id,
+        action=action,
+        reason=reason or "",
+        details={"employee_id": employee.id, "employee_name": employee.name, **(details or {})},
+    )
+    db.session.add(event)
+    return event

@@ -1,0 +1,80 @@
+"""The Employees page: who the registrations are about, deactivated and reactivated, never deleted."""
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+from sqlalchemy import select
+
+from portal.extensions import db
+from portal.models import Employee, Organization
+from portal.operations.employees import deactivate_employee, employees_with_counts, reactivate_employee
+from portal.views.access import require_change_permission
+from portal.views.rendering import render_page_or_fragment, wants_fragment
+
+bp = Blueprint("employees", __name__, url_prefix="/employees")
+
+
+@bp.before_request
+@login_required
+def require_login():
+    """Every page here needs a logged-in user."""
+
+
+@bp.get("")
+def index():
+    """The organization's employees with status and registration counts (support staff choose one)."""
+    organization = organization_shown(request.args.get("organization", type=int))
+    organizations = all_organizations() if current_user.is_support else [organization]
+    return render_page_or_fragment("employees/index.html", "employees/_list.html", organization=organization,
+                                   organizations=organizations, rows=employees_with_counts(organization.id))
+
+
+@bp.post("/<int:employee_id>/deactivate")
+def deactivate(employee_id):
+    """Deactivate an employee; their registrations stay and still count."""
+    employee = visible_employee_or_404(employee_id)
+    require_change_permission()
+    deactivate_employee(employee, actor_id=current_user.id)
+    return changed(employee, f"{employee.name} is deactivated. Their registrations stay and still count.")
+
+
+@bp.post("/<int:employee_id>/reactivate")
+def reactivate(employee_id):
+    """Make a deactivated employee active again."""
+    employee = visible_employee_or_404(employee_id)
+    require_change_permission()
+    reactivate_employee(employee, actor_id=current_user.id)
+    return changed(employee, f"{employee.name} is active again.")
+
+
+def changed(employee, message):
+    """The employee's new row for htmx; otherwise back to the list with a message."""
+    if wants_fragment():
+        row = employees_with_counts(employee.organization_id, [employee.id])[0]
+        return render_template("employees/_row.html", row=row)
+    flash(message, "success")
+    organization = employee.organization_id if current_user.is_support else None
+    return redirect(url_for("employees.index", organization=organization))
+
+
+def visible_employee_or_404(employee_id):
+    """The employee if the current user may see their organization; a 404 otherwise, never a 403."""
+    employee = db.session.get(Employee, employee_id)
+    if employee is None or not current_user.can_see(employee.organization_id):
+        abort(404)
+    return employee
+
+
+def organization_shown(organization_id):
+    """The user's own organization; support staff pick one (the first by name if they have not)."""
+    if organization_id is None and current_user.is_support:
+        organization_id = db.session.scalar(select(Organization.id).order_by(Organization.name).limit(1))
+    organization_id = organization_id or current_user.organization_id
+    organization = db.session.get(Organization, organization_id) if organization_id else None
+    if organization is None or not current_user.can_see(organization.id):
+        abort(404)
+    return organization
+
+
+def all_organizations():
+    """Every organization by name, for support staff's choice."""
+    return db.session.scalars(select(Organization).order_by(Organization.name)).all()
