@@ -4,11 +4,23 @@ from datetime import date
 
 from portal.connectors import reader_for
 from portal.connectors.base import Period
+from portal.extensions import db
 from portal.jobs import enqueue, tracked
+from portal.models import DataSource
+from portal.operations import audit
 from portal.operations.importing import import_period
 
 
-@tracked
+def _record_failure(job, error):
+    """Audit an import that gave up (pages committed before the failure stay, and are idempotent)."""
+    data_source = db.session.get(DataSource, job.data_source_id) if job.data_source_id else None
+    if data_source is not None:
+        audit.record("import", data_source, job.requested_by_id, outcome="failed", reason=error,
+                     details={"period": [job.params.get("start"), job.params.get("end")], "job_id": job.id,
+                              "rows_read": job.progress_done})
+
+
+@tracked(on_failure=_record_failure)
 def run_import(job, progress):
     """RQ entry point: import the job's period; a rerun after a crash gives the same final state."""
     period = Period(date.fromisoformat(job.params["start"]), date.fromisoformat(job.params["end"]))
