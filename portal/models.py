@@ -221,8 +221,20 @@ class DeletionBatch(db.Model):
     expires_at: Mapped[datetime] = mapped_column(DateTime, index=True)
     restored_at: Mapped[datetime | None] = mapped_column(DateTime)
     purged_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # A batch deleted as "all matching a filter" hides by that filter, without a row per
+    # registration: every registration of the data source up to ceiling_id that matches
+    # the period and employee below, except its exceptions, is in the restore window.
+    ceiling_id: Mapped[int | None] = mapped_column(BigInteger)
+    hides_from: Mapped[date | None] = mapped_column(Date)
+    hides_to: Mapped[date | None] = mapped_column(Date)
+    hides_employee_id: Mapped[int | None] = mapped_column(Integer)
 
     created_by: Mapped["User | None"] = relationship()
+
+    @property
+    def hides_by_filter(self):
+        """Whether the batch hides by its filter rather than by hidden_registration rows."""
+        return self.ceiling_id is not None
 
 
 class HiddenRegistration(db.Model):
@@ -236,6 +248,13 @@ class HiddenRegistration(db.Model):
 
     registration_id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
     batch_id: Mapped[int] = mapped_column(Integer, index=True)
+
+
+class BatchException(db.Model):
+    """A registration a filter batch would hide but does not: unticked, or imported back since."""
+
+    batch_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    registration_id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
 
 
 class Suppression(db.Model):

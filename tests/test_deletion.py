@@ -175,3 +175,40 @@ def test_purge_removes_only_batches_past_their_window_in_chunks(app, world):
         restore_batch(old.id, actor_id=world.lead)
     assert restore_batch(recent.id, actor_id=world.lead) == 1
     assert counter(world.calls) == 10
+
+
+def test_all_matching_hides_by_filter_and_rows_arriving_later_stay(app, world):
+    batch = delete_registrations(Selection(RegistrationFilter(world.calls, employee_id=world.ben)),
+                                 actor_id=world.lead, expected_count=15)
+    assert batch.hides_by_filter and db.session.scalar(sa.select(sa.func.count()).select_from(HiddenRegistration)) == 0
+    db.session.add(Registration(data_source_id=world.calls, external_id="late", occurred_on=date(2025, 1, 3),
+                                employee_id=world.ben, values={}))
+    db.session.commit()
+    assert "late" in {row[1] for row in snapshot(world.calls)} and len(snapshot(world.calls)) == 16
+
+
+def test_restoring_an_older_deletion_inside_a_newer_filter_deletion_brings_its_rows_back(app, world):
+    """The newer filter covers rows that were already deleted; it must not keep them once restored."""
+    before = snapshot(world.calls)
+    older = delete_registrations(Selection(RegistrationFilter(world.calls), ids=ids_of(world.calls, "C-2", "C-4")),
+                                 actor_id=world.lead, expected_count=2)
+    newer = delete_registrations(Selection(RegistrationFilter(world.calls, employee_id=world.ann)),
+                                 actor_id=world.lead, expected_count=13)
+    assert counter(world.calls) == 15
+    assert restore_batch(older.id, actor_id=world.lead) == 2
+    assert {row[1] for row in snapshot(world.calls)} >= {"C-2", "C-4"} and counter(world.calls) == 17
+    assert restore_batch(newer.id, actor_id=world.lead) == 13
+    assert snapshot(world.calls) == before and counter(world.calls) == 30
+
+
+def test_an_import_brings_back_a_row_of_a_filter_deletion(app, world):
+    batch = delete_registrations(Selection(RegistrationFilter(world.calls, date_to=date(2025, 1, 5))),
+                                 actor_id=world.lead, expected_count=5)
+    data_source = db.session.get(DataSource, world.calls)
+    report = ImportReport()
+    upsert_records(data_source, [SourceRecord("C-0", date(2025, 1, 1), {"amount": 0})],
+                   employee_directory(data_source), report)
+    db.session.commit()
+    assert report.revived == 1 and "C-0" in {row[1] for row in snapshot(world.calls)} and counter(world.calls) == 26
+    assert restore_batch(batch.id, actor_id=world.lead) == 4 and counter(world.calls) == 30
+    assert purge_expired_batches() == 0

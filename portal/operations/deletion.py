@@ -8,11 +8,12 @@ set-based: a fixed number of statements whatever the number of rows.
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sqlalchemy import BigInteger, any_, bindparam, delete, func, insert, literal, select
+from sqlalchemy import BigInteger, any_, bindparam, delete, exists, func, insert, literal, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from portal.extensions import db
 from portal.models import (
+    BatchException,
     DataSource,
     DeletionBatch,
     Employee,
@@ -23,7 +24,7 @@ from portal.models import (
 )
 from portal.operations import audit
 from portal.operations.counting import adjust_registration_count
-from portal.operations.listing import RegistrationFilter
+from portal.operations.listing import RegistrationFilter, filter_batch_covers, is_live
 from portal.operations.statements import insert_counting, is_postgresql
 
 class DeletionRefused(Exception):
@@ -122,7 +123,10 @@ def delete_registrations(selection, *, actor_id, expected_count, kind="selected"
         raise DeletionRefused("Nothing is selected: tick the registrations to delete first.")
     data_source = db.session.get(DataSource, selection.data_source_id)
     batch = open_batch(data_source.id, actor_id, kind, selection.to_dict(), reason, restore_days)
-    hidden, batch.first_on, batch.last_on = hide_into_batch(selection.clauses, batch.id)
+    if selection.is_all_matching:
+        hidden, batch.first_on, batch.last_on = hide_by_filter(selection, batch)
+    else:
+        hidden, batch.first_on, batch.last_on = hide_into_batch(selection.clauses, batch.id)
     if hidden != expected_count:
         db.session.rollback()
         raise DeletionRefused(
@@ -173,9 +177,53 @@ def hide_into_batch(clauses, batch_id):
     return count, first_on, last_on
 
 
+def hide_by_filter(selection, batch):
+    """Hide everything matching the selection's filter by recording the filter on the batch.
+
+    No row is written per registration, so this costs one counting pass over the matching
+    rows; rows that arrive later have higher ids than the ceiling and stay visible.
+    """
+    flt = selection.filter
+    count, first_on, last_on, ceiling = db.session.execute(
+        select(func.count(), func.min(Registration.occurred_on), func.max(Registration.occurred_on),
+               func.max(Registration.id)).where(*selection.clauses())
+    ).one()
+    batch.ceiling_id = ceiling or 0
+    batch.hides_from, batch.hides_to, batch.hides_employee_id = flt.date_from, flt.date_to, flt.employee_id
+    if selection.excluded_ids:
+        db.session.execute(insert(BatchException.__table__), [
+            {"batch_id": batch.id, "registration_id": i} for i in sorted(selection.excluded_ids)])
+    return count, first_on, last_on
+
+
 def in_batch(batch_id, table=Registration):
-    """WHERE clauses for the registrations a batch hides."""
+    """WHERE clauses for the registrations a batch hides by hidden_registration rows."""
     return [table.id.in_(select(HiddenRegistration.registration_id).where(HiddenRegistration.batch_id == batch_id))]
+
+
+def rows_of(batch, table=Registration):
+    """WHERE clauses for every registration a batch hides, by rows or by its filter."""
+    if not batch.hides_by_filter:
+        return in_batch(batch.id, table)
+    where = [table.data_source_id == batch.data_source_id, table.id <= batch.ceiling_id,
+             ~exists().where(BatchException.batch_id == batch.id, BatchException.registration_id == table.id)]
+    if batch.hides_from:
+        where.append(table.occurred_on >= batch.hides_from)
+    if batch.hides_to:
+        where.append(table.occurred_on <= batch.hides_to)
+    if batch.hides_employee_id:
+        where.append(table.employee_id == batch.hides_employee_id)
+    return where
+
+
+def except_from_filter_batches(registration_clauses, newer_than=None):
+    """Registrations coming back must not stay hidden by a filter batch that did not delete them."""
+    batch, table = DeletionBatch.__table__.c, Registration.__table__.c
+    where = [*registration_clauses(table), *filter_batch_covers(batch, table)]
+    if newer_than is not None:
+        where.append(batch.id > newer_than)
+    db.session.execute(insert(BatchException.__table__).from_select(
+        ["batch_id", "registration_id"], select(batch.id, table.id).where(*where)))
 
 
 def suppress_batch(batch, actor_id):
@@ -185,7 +233,7 @@ def suppress_batch(batch, actor_id):
         insert(Suppression).from_select(
             ["data_source_id", "external_id", "created_by_id", "created_at"],
             select(Registration.data_source_id, Registration.external_id, literal(actor_id), literal(utcnow()))
-            .where(*in_batch(batch.id), Registration.external_id.not_in(already))
+            .where(*rows_of(batch), Registration.external_id.not_in(already))
             .distinct(),
         )
     )
@@ -207,15 +255,18 @@ def restore_batch(batch_id, *, actor_id, reason=""):
     db.session.execute(
         delete(Suppression.__table__).where(
             Suppression.data_source_id == batch.data_source_id,
-            Suppression.external_id.in_(select(Registration.external_id).where(*in_batch(batch.id))),
+            Suppression.external_id.in_(select(Registration.external_id).where(*rows_of(batch))),
         )
     )
-    restored = db.session.execute(
-        delete(HiddenRegistration.__table__).where(HiddenRegistration.batch_id == batch.id)
-    ).rowcount
-    adjust_registration_count(data_source.id, restored)
+    except_from_filter_batches(lambda t: rows_of(batch, t), newer_than=batch.id)
+    if not batch.hides_by_filter:
+        db.session.execute(delete(HiddenRegistration.__table__).where(HiddenRegistration.batch_id == batch.id))
     batch.status = "restored"
     batch.restored_at = utcnow()
+    db.session.flush()
+    # Rows of the batch that another, older deletion also holds stay deleted: count what came back.
+    before = data_source.registration_count
+    restored = recount_live(data_source.id) - before
     audit.record("restore_registrations", data_source, actor_id, count=restored, reason=reason,
                  details={"batch_id": batch.id, "deleted": batch.count})
     db.session.commit()
@@ -236,22 +287,24 @@ def purge_expired_batches(*, now=None, chunk_size=10_000):
 
 def purge_batch(batch_id, *, chunk_size=10_000, actor_id=None):
     """Delete one batch's registrations for good, chunk by chunk of ids, then mark it purged."""
-    hidden = HiddenRegistration.__table__
-    low, high = db.session.execute(
-        select(func.min(hidden.c.registration_id), func.max(hidden.c.registration_id))
-        .where(hidden.c.batch_id == batch_id)
-    ).one()
+    batch = db.session.get(DeletionBatch, batch_id)
+    table, hidden = Registration.__table__, HiddenRegistration.__table__
+    if batch.hides_by_filter:
+        low = db.session.scalar(select(func.min(table.c.id)).where(table.c.data_source_id == batch.data_source_id))
+        high = batch.ceiling_id
+    else:
+        low, high = db.session.execute(
+            select(func.min(hidden.c.registration_id), func.max(hidden.c.registration_id))
+            .where(hidden.c.batch_id == batch_id)).one()
     removed = 0
     for start in range(low or 0, (high or -1) + 1, chunk_size):
-        window = [hidden.c.batch_id == batch_id, hidden.c.registration_id >= start,
-                  hidden.c.registration_id < start + chunk_size]
-        removed += db.session.execute(
-            delete(Registration.__table__).where(
-                Registration.__table__.c.id.in_(select(hidden.c.registration_id).where(*window)))
-        ).rowcount
-        db.session.execute(delete(hidden).where(*window))
+        window = [table.c.id >= start, table.c.id < start + chunk_size]
+        removed += db.session.execute(delete(table).where(*window, *rows_of(batch, table.c))).rowcount
+        if not batch.hides_by_filter:
+            db.session.execute(delete(hidden).where(hidden.c.batch_id == batch_id, hidden.c.registration_id >= start,
+                                                    hidden.c.registration_id < start + chunk_size))
         db.session.commit()
-    batch = db.session.get(DeletionBatch, batch_id)
+    db.session.execute(delete(BatchException.__table__).where(BatchException.batch_id == batch_id))
     batch.status = "purged"
     batch.purged_at = utcnow()
     audit.record("purge_registrations", db.session.get(DataSource, batch.data_source_id), actor_id,
@@ -264,12 +317,22 @@ def revive(data_source_id, external_ids):
     """An import that finds these external ids at the source brings them back from the restore window."""
     if not external_ids:
         return 0
-    revived = db.session.execute(delete(HiddenRegistration.__table__).where(
-        HiddenRegistration.registration_id.in_(
-            select(Registration.id).where(Registration.data_source_id == data_source_id,
-                                          Registration.external_id.in_(sorted(external_ids)))))).rowcount
-    adjust_registration_count(data_source_id, revived)
-    return revived
+    ids = sorted(db.session.scalars(select(Registration.id).where(
+        Registration.data_source_id == data_source_id, Registration.external_id.in_(sorted(external_ids)),
+        ~is_live())))
+    if ids:
+        db.session.execute(delete(HiddenRegistration.__table__).where(HiddenRegistration.registration_id.in_(ids)))
+        except_from_filter_batches(lambda t: [t.id.in_(ids)])
+        adjust_registration_count(data_source_id, len(ids))
+    return len(ids)
+
+
+def recount_live(data_source_id):
+    """Set the counter to the number of live registrations, and return it."""
+    total = db.session.scalar(select(func.count()).select_from(Registration)
+                              .where(*RegistrationFilter(data_source_id).clauses()))
+    db.session.execute(update(DataSource).where(DataSource.id == data_source_id).values(registration_count=total))
+    return total
 
 
 def remove_suppression(data_source, suppression_id, *, actor_id):

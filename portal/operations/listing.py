@@ -3,16 +3,33 @@
 from dataclasses import asdict, dataclass
 from datetime import date
 
-from sqlalchemy import exists, func, select, tuple_
+from sqlalchemy import and_, exists, func, or_, select, tuple_
 from sqlalchemy.orm import joinedload
 
 from portal.extensions import db
-from portal.models import HiddenRegistration, Registration
+from portal.models import BatchException, DeletionBatch, HiddenRegistration, Registration
 
 
 def is_live(table=Registration):
     """Not in the restore window: every read of registrations goes through this."""
-    return ~exists().where(HiddenRegistration.registration_id == table.id)
+    return and_(~exists().where(HiddenRegistration.registration_id == table.id),
+                ~exists().where(*filter_batch_covers(DeletionBatch.__table__.c, table)))
+
+
+def filter_batch_covers(batch, table):
+    """WHERE clauses: the filter batch `batch` (deletion_batch columns) hides registration `table`."""
+    return [
+        batch.data_source_id == table.data_source_id,
+        batch.status == "deleted",
+        batch.ceiling_id.is_not(None),
+        table.id <= batch.ceiling_id,
+        or_(batch.hides_from.is_(None), table.occurred_on >= batch.hides_from),
+        or_(batch.hides_to.is_(None), table.occurred_on <= batch.hides_to),
+        or_(batch.hides_employee_id.is_(None), table.employee_id == batch.hides_employee_id),
+        # Correlated two levels up (to the registration being read), not to a fresh copy of it.
+        ~exists().where(BatchException.batch_id == batch.id, BatchException.registration_id == table.id)
+        .correlate_except(BatchException),
+    ]
 
 
 @dataclass(frozen=True)
