@@ -14,7 +14,7 @@ from datetime import date, timedelta
 import pytest
 import sqlalchemy as sa
 
-from portal.connectors.base import Period, SourceRecord
+from portal.connectors.base import ConnectorError, Period, SourceRecord
 from portal.connectors.sql import SqlReader
 from portal.demo import ACME_EMPLOYEES, deal_rows, sales_rows, write_source_database
 from portal.extensions import db
@@ -279,6 +279,51 @@ def test_records_without_an_id_or_outside_the_period_fail_with_reasons_and_the_r
     assert got["ok-1"] == (date(2025, 1, 5), "ann@acme.test", {"amount": 1})
     assert got["ok-2"] == (date(2025, 1, 8), None, {"amount": 5})
     assert counter(ds.id) == live(ds.id) == 32
+
+
+@both_databases
+def test_a_source_failing_mid_import_raises_its_error_and_leaves_the_data_source_consistent(app, world):
+    closed = []
+
+    class Reader:
+        def read(self, config, period):
+            try:
+                for page in range(12):
+                    yield [SourceRecord(f"r-{page}-{n}", date(2025, 1, 5), {"amount": n}, "ann@acme.test")
+                           for n in range(1000)]
+                raise ConnectorError("The source went away.")
+            finally:
+                closed.append(True)
+
+    with pytest.raises(ConnectorError, match="The source went away."):
+        run_import(world.deals, Q1, reader=Reader())
+    db.session.rollback()  # as the job does
+    assert closed == [True]
+    assert counter(world.deals) == live(world.deals)
+    assert (live(world.deals) - 30) % 1000 == 0 and live(world.deals) > 30  # whole committed batches only
+
+
+def test_an_import_stopped_by_an_error_here_closes_the_reader(app, world, monkeypatch):
+    from portal.operations import importing
+
+    closed, calls = [], []
+
+    class EndlessReader:
+        def read(self, config, period):
+            try:
+                while True:
+                    yield [SourceRecord(f"e-{len(calls)}-{n}", date(2025, 1, 5), {}, None) for n in range(1000)]
+            finally:
+                closed.append(True)
+
+    def failing_upsert(*args, **kwargs):
+        calls.append(1)
+        raise RuntimeError("the portal's database went away")
+
+    monkeypatch.setattr(importing, "upsert_records", failing_upsert)
+    with pytest.raises(RuntimeError, match="went away"):
+        run_import(world.deals, Q1, reader=EndlessReader())
+    assert calls == [1] and closed == [True]
 
 
 def test_a_sqlite_original_in_rollback_journal_mode_is_read_and_left_as_it_was(app, world, tmp_path):

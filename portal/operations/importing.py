@@ -1,9 +1,13 @@
 """Importing registrations: set-based, batched upserts by external id, so a rerun changes nothing."""
 
+import json
+import queue
+import threading
 from dataclasses import asdict, dataclass, field
 
-from sqlalchemy import func, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import String, any_, bindparam, func, select, text
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects import sqlite
 
 from portal.connectors.base import ConnectorConfig
 from portal.extensions import db
@@ -13,7 +17,8 @@ from portal.operations.counting import adjust_registration_count
 from portal.operations.deletion import revive
 from portal.operations.statements import is_postgresql
 
-BATCH_SIZE = 1000
+BATCH_SIZE = 1000  # records per upsert and commit on SQLite
+POSTGRESQL_BATCH_SIZE = 10_000  # on PostgreSQL, where a batch is COPYed: fewer, bigger statements and commits
 MAX_REPORTED_FAILURES = 200
 
 
@@ -84,23 +89,92 @@ def config_of(data_source):
     return ConnectorConfig(data_source.source_type, dict(data_source.settings or {}), dict(data_source.secrets or {}))
 
 
-def import_period(data_source_id, period, *, reader, progress, actor_id=None, batch_size=BATCH_SIZE):
-    """Read a period from the source and upsert it page by page; returns the report."""
+def import_period(data_source_id, period, *, reader, progress, actor_id=None, batch_size=None):
+    """Read a period from the source and upsert it batch by batch, a commit each; returns the report."""
     data_source = db.session.get(DataSource, data_source_id)
     if data_source is None:
         raise ImportRefused("The data source no longer exists.")
     report = ImportReport()
     directory = employee_directory(data_source)
+    batch_size = batch_size or (POSTGRESQL_BATCH_SIZE if is_postgresql() else BATCH_SIZE)
     progress.update(0)
-    for page in reader.read(config_of(data_source), period):
-        for start in range(0, len(page), batch_size):
-            upsert_records(data_source, page[start:start + batch_size], directory, report, period=period)
-        progress.update(report.seen, cursor={"period": [period.start.isoformat(), period.end.isoformat()]})
-        db.session.commit()
+    with _Prefetched(_batches(reader.read(config_of(data_source), period), batch_size)) as batches:
+        for records in batches:
+            upsert_records(data_source, records, directory, report, period=period)
+            progress.update(report.seen, cursor={"period": [period.start.isoformat(), period.end.isoformat()]})
+            db.session.commit()
     audit.record("import", data_source, actor_id, count=report.new + report.updated,
                  details={"period": [period.start.isoformat(), period.end.isoformat()], **report.as_dict()})
     db.session.commit()
     return report
+
+
+def _batches(pages, size):
+    """The reader's pages regrouped into lists of `size` records (the last one shorter)."""
+    batch = []
+    try:
+        for page in pages:
+            batch.extend(page)
+            while len(batch) >= size:
+                yield batch[:size]
+                batch = batch[size:]
+        if batch:
+            yield batch
+    finally:
+        close = getattr(pages, "close", None)
+        if close is not None:
+            close()  # a reader stopped early closes its cursor and connection now
+
+
+class _Prefetched:
+    """Batches read by a thread one batch ahead, so that reading the source (its driver, the
+    connector's mapping) overlaps with writing the previous batch here. The thread touches
+    only the reader, never the session; an error in it is raised here, in the caller's thread.
+    """
+
+    _END = object()
+
+    def __init__(self, batches, depth=1):
+        self._queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._read, args=(batches,), name="import-reader", daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self._stop.set()
+        self._thread.join(timeout=60)  # a daemon: a source stuck in a read cannot hold the worker forever
+
+    def __iter__(self):
+        while True:
+            item = self._queue.get()
+            if item is self._END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def _read(self, batches):
+        try:
+            for batch in batches:
+                if not self._put(batch):
+                    return  # the caller stopped early: close the reader (its connections) below
+            self._put(self._END)
+        except BaseException as error:  # handed over to the caller's thread
+            self._put(error)
+        finally:
+            batches.close()
+
+    def _put(self, item):
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
 
 
 def employee_directory(data_source):
@@ -123,10 +197,29 @@ def upsert_records(data_source, records, directory, report, period=None):
         return
     ids = list(latest)
     suppressed = set(db.session.scalars(select(Suppression.external_id).where(
-        Suppression.data_source_id == data_source.id, Suppression.external_id.in_(ids))))
+        Suppression.data_source_id == data_source.id, _text_in(Suppression.external_id, ids))))
+    if is_postgresql():
+        existing = _upsert_staged(data_source, latest, suppressed, directory, report)
+    else:
+        existing = _upsert_compared(data_source, latest, suppressed, directory, report)
+    report.revived += revive(data_source.id, [e for e in existing if e not in suppressed])
+
+
+def _text_in(column, values):
+    """column IN values; on PostgreSQL one array parameter rather than one parameter per value."""
+    if is_postgresql():
+        return column == any_(bindparam("external_ids", values, type_=ARRAY(String), unique=True))
+    return column.in_(values)
+
+
+def _upsert_compared(data_source, latest, suppressed, directory, report):
+    """SQLite: read the batch's registrations, compare in Python, upsert the new and changed ones.
+
+    Returns the external ids that were registrations already.
+    """
     existing = {row.external_id: row for row in db.session.execute(
         select(Registration.external_id, Registration.occurred_on, Registration.employee_id, Registration.values)
-        .where(Registration.data_source_id == data_source.id, Registration.external_id.in_(ids)))}
+        .where(Registration.data_source_id == data_source.id, Registration.external_id.in_(list(latest))))}
     rows, now = [], utcnow()
     for external_id, record in latest.items():
         if external_id in suppressed:
@@ -147,13 +240,63 @@ def upsert_records(data_source, records, directory, report, period=None):
     if rows:
         db.session.execute(_upsert_statement(), rows)
         adjust_registration_count(data_source.id, sum(1 for r in rows if r["external_id"] not in existing))
-    report.revived += revive(data_source.id, [e for e in existing if e not in suppressed])
+    return existing
+
+
+STAGING = "import_staging"
+CREATE_STAGING = text(
+    f"CREATE TEMPORARY TABLE IF NOT EXISTS {STAGING} (external_id VARCHAR(255) NOT NULL, occurred_on DATE NOT NULL, "
+    'employee_id INTEGER, "values" JSON NOT NULL) ON COMMIT DELETE ROWS')
+COPY_STAGING = f'COPY {STAGING} (external_id, occurred_on, employee_id, "values") FROM STDIN'
+# One statement empties the staging table into registration: new rows are inserted, changed
+# ones updated, unchanged ones left alone (not even rewritten). The conflict check goes through
+# the unique index whatever the planner's statistics say, so a batch costs the same at any size.
+UPSERT_STAGED = text(f"""
+WITH staged AS (DELETE FROM {STAGING} RETURNING *),
+upserted AS (
+    INSERT INTO registration AS r (data_source_id, external_id, occurred_on, employee_id, "values", updated_at)
+    SELECT :data_source_id, external_id, occurred_on, employee_id, "values", :now FROM staged
+    ON CONFLICT (data_source_id, external_id) DO UPDATE
+        SET occurred_on = excluded.occurred_on, employee_id = excluded.employee_id,
+            "values" = excluded."values", updated_at = excluded.updated_at
+        WHERE (r.occurred_on, r.employee_id, r."values"::jsonb)
+              IS DISTINCT FROM (excluded.occurred_on, excluded.employee_id, excluded."values"::jsonb)
+    RETURNING r.external_id, r.xmax = 0 AS inserted
+)
+SELECT external_id, inserted FROM upserted
+""")
+
+
+def _upsert_staged(data_source, latest, suppressed, directory, report):
+    """PostgreSQL: COPY the batch into a temporary table, then upsert it in one statement that
+    tells which rows were new and which changed. Returns the external ids that were registrations already.
+    """
+    rows = []
+    for external_id, record in latest.items():
+        if external_id in suppressed:
+            report.skipped_suppressed += 1
+            continue
+        employee_id = directory.resolve(record.employee_email, record.employee_name, report)
+        rows.append((external_id, record.occurred_on, employee_id, json.dumps(record.values)))
+    if not rows:
+        return []
+    connection = db.session.connection()
+    connection.execute(CREATE_STAGING)
+    with connection.connection.driver_connection.cursor() as cursor, cursor.copy(COPY_STAGING) as copy:
+        for row in rows:
+            copy.write_row(row)
+    written = connection.execute(UPSERT_STAGED, {"data_source_id": data_source.id, "now": utcnow()}).all()
+    inserted = {external_id for external_id, is_new in written if is_new}
+    report.new += len(inserted)
+    report.updated += len(written) - len(inserted)
+    report.unchanged += len(rows) - len(written)
+    adjust_registration_count(data_source.id, len(inserted))
+    return [row[0] for row in rows if row[0] not in inserted]
 
 
 def _upsert_statement():
-    """INSERT ... ON CONFLICT (data_source_id, external_id) DO UPDATE, in the session's dialect."""
-    dialect = postgresql if is_postgresql() else sqlite
-    statement = dialect.insert(Registration.__table__)
+    """INSERT ... ON CONFLICT (data_source_id, external_id) DO UPDATE, for SQLite."""
+    statement = sqlite.insert(Registration.__table__)
     return statement.on_conflict_do_update(
         index_elements=["data_source_id", "external_id"],
         set_={name: statement.excluded[name] for name in ("occurred_on", "employee_id", "values", "updated_at")},

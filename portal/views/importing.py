@@ -14,6 +14,9 @@ from portal.views.access import require_change_permission, visible_data_source_o
 from portal.views.forms import ImportPeriodForm
 from portal.views.rendering import wants_fragment
 
+BUSY = {"import": "An import", "delete_all": "Deleting all registrations", "delete_data_source": "Deleting the data source",
+        "restore": "A restore", "delete_selected": "A deletion"}
+
 bp = Blueprint("importing", __name__, url_prefix="/data-sources/<int:data_source_id>/import")
 
 
@@ -37,7 +40,9 @@ def import_more(data_source_id):
         try:
             job = start_import(data_source, current_user, Period(form.date_from.data, form.date_to.data))
         except JobAlreadyRunning as busy:
-            error = f"{busy} Start the import once it has finished."
+            job = busy.job  # its progress is shown below the message
+            error = f"{BUSY.get(job.kind, 'Another job')} is already running for this data source. " \
+                    "Start the import once it has finished."
         else:
             if not wants_fragment():
                 return redirect(url_for("jobs.show", job_id=job.id))
