@@ -185,7 +185,8 @@ def test_a_period_brings_exactly_its_rows_and_nothing_outside_it_is_touched(app,
 
 
 @both_databases
-def test_importing_the_same_period_twice_changes_nothing(app, world, sqlite_original):
+def test_importing_the_same_period_twice_changes_nothing_and_changed_rows_count_as_updated(app, world,
+                                                                                        sqlite_original):
     ds = add_sql_source(world, sqlite_original)
     first = run_import(ds, Q1)
     before, staff = snapshot(ds), employees(world.acme)
@@ -198,22 +199,19 @@ def test_importing_the_same_period_twice_changes_nothing(app, world, sqlite_orig
     assert employees(world.acme) == staff
     assert counter(ds) == len(before)
 
-
-@both_databases
-def test_rows_changed_at_the_source_count_as_updated(app, world, sqlite_original):
-    ds = add_sql_source(world, sqlite_original)
-    run_import(ds, Q1)
     ids = sorted((ext for ext in expected_in(Q1) if not ext.startswith("900")), key=int)[:3]
     sqlite_original.run("UPDATE {table} SET amount = 5 WHERE id = :id", {"id": int(ids[0])})
     sqlite_original.run("UPDATE {table} SET sold_at = '2025-03-15' WHERE id = :id", {"id": int(ids[1])})
     sqlite_original.run("UPDATE {table} SET employee_email = 'GRETA@acme.test' WHERE id = :id", {"id": int(ids[2])})
-    report = run_import(ds, Q1)
-    assert (report.new, report.updated, report.unchanged) == (0, 3, len(expected_in(Q1)) - 3)
+    third = run_import(ds, Q1)
+    assert (third.new, third.updated, third.unchanged) == (0, 3, len(before) - 3)
     got = imported(ds)
     assert got[ids[0]][2]["amount"] == 5
     assert got[ids[1]][0] == date(2025, 3, 15)
     assert got[ids[2]][1] == "greta@acme.test"  # matched without regard to case
-    assert counter(ds) == len(expected_in(Q1))
+    untouched = [row for row in snapshot(ds) if row[1] not in ids]
+    assert untouched == [row for row in before if row[1] not in ids]
+    assert counter(ds) == len(before)
 
 
 @both_databases
@@ -232,33 +230,31 @@ def test_suppressed_external_ids_are_skipped_and_counted(app, world, sqlite_orig
 
 
 @both_databases
-def test_unknown_employees_are_created_once_and_known_ones_matched_within_the_organization(app, world, sqlite_original):
+def test_unknown_employees_are_reported_when_the_settings_say_so_else_created_once(app, world, sqlite_original):
+    reporting = add_sql_source(world, sqlite_original, name="Reporting", unknown_employees="report")
+    staff = employees(world.acme)
+    report = run_import(reporting, Q1)
+    assert report.new == len(expected_in(Q1)) and report.employees_created == 0
+    assert sorted(report.unknown_employees) == sorted({email for _, email, _ in expected_in(Q1).values()})
+    assert employees(world.acme) == staff
+    assert {email for _, email, _ in imported(reporting).values()} == {None}
+
     db.session.add_all([Employee(organization_id=world.acme, name="Alice Andersen", email="Alice@Acme.test"),
                         Employee(organization_id=world.globex, name="Bob at Globex", email="bob@acme.test")])
     db.session.commit()
     alice = db.session.scalar(sa.select(Employee.id).where(Employee.email == "Alice@Acme.test"))
-    ds = add_sql_source(world, sqlite_original)
-    report = run_import(ds, H1)
+    creating = add_sql_source(world, sqlite_original, name="Creating")  # creates unknown employees by default
+    report = run_import(creating, H1)
     emails = {email for _, email, _ in expected_in(H1).values()}
     assert report.employees_created == len(emails) - 1 and report.unknown_employees == []
     assert employees(world.acme) == sorted({"Alice@Acme.test", "ann@acme.test", "ben@acme.test"} | (emails - {"alice@acme.test"}))
     assert employees(world.globex) == ["bob@acme.test", "gus@globex.test"]  # another organization's employee is not used
     assert set(db.session.scalars(sa.select(Registration.employee_id).where(
-        Registration.data_source_id == ds, Registration.external_id == "90002"))) == {alice}
-    assert imported(ds) == {ext: (day, "Alice@Acme.test" if email == "alice@acme.test" else email, values)
-                            for ext, (day, email, values) in expected_in(H1).items()}
-    assert run_import(ds, Q1).employees_created == 0
-
-
-@both_databases
-def test_unknown_employees_are_only_reported_when_the_settings_say_report(app, world, sqlite_original):
-    ds = add_sql_source(world, sqlite_original, unknown_employees="report")
-    staff = employees(world.acme)
-    report = run_import(ds, Q1)
-    assert report.new == len(expected_in(Q1)) and report.employees_created == 0
-    assert sorted(report.unknown_employees) == sorted({email for _, email, _ in expected_in(Q1).values()})
-    assert employees(world.acme) == staff
-    assert {email for _, email, _ in imported(ds).values()} == {None}
+        Registration.data_source_id == creating, Registration.external_id == "90002"))) == {alice}
+    assert imported(creating) == {ext: (day, "Alice@Acme.test" if email == "alice@acme.test" else email, values)
+                                  for ext, (day, email, values) in expected_in(H1).items()}
+    assert run_import(creating, Q1).employees_created == 0
+    assert run_import(reporting, Q1).unknown_employees == []  # they are known now
 
 
 def test_records_without_an_id_or_outside_the_period_fail_with_reasons_and_the_rest_import(app, world):
@@ -269,6 +265,9 @@ def test_records_without_an_id_or_outside_the_period_fail_with_reasons_and_the_r
                    SourceRecord("late", date(2025, 4, 6), {"amount": 3}, "ann@acme.test")]
             yield [SourceRecord("ok-2", date(2025, 1, 7), {"amount": 4}, None),
                    SourceRecord("ok-2", date(2025, 1, 8), {"amount": 5}, None)]  # the last word wins
+
+        def deleted_ids(self, config, period):
+            yield from ()
 
     ds = db.session.get(DataSource, world.deals)
     report = run_import(ds.id, Q1, reader=Reader())
@@ -395,7 +394,8 @@ def test_the_import_report_lands_in_the_jobs_counts_and_the_audit_log(app, world
     db.session.add(Suppression(data_source_id=ds_id, external_id="90003"))
     db.session.commit()
     job = start_import(db.session.get(DataSource, ds_id), db.session.get(User, world.lead), Q1)
-    assert job.params == {"start": "2025-01-01", "end": "2025-03-31", "connector": "sql"}
+    assert {key: job.params[key] for key in ("start", "end", "connector", "confirm_removals")} == {
+        "start": "2025-01-01", "end": "2025-03-31", "connector": "sql", "confirm_removals": False}
     run_queued_jobs()
     db.session.expire_all()
     row = db.session.get(Job, job.id)
@@ -411,7 +411,6 @@ def test_the_import_report_lands_in_the_jobs_counts_and_the_audit_log(app, world
     assert event.details["period"] == ["2025-01-01", "2025-03-31"] and event.details["skipped_suppressed"] == 1
 
 
-@both_databases
 def test_an_import_whose_source_cannot_be_read_fails_with_the_reason_and_frees_the_data_source(app, world, sqlite_original):
     ds_id = add_sql_source(world, sqlite_original, table="no_such_table")
     lead = db.session.get(User, world.lead)
@@ -427,7 +426,6 @@ def test_an_import_whose_source_cannot_be_read_fails_with_the_reason_and_frees_t
     start_import(db.session.get(DataSource, ds_id), lead, Q1)  # the data source is free again
 
 
-@both_databases
 def test_one_import_or_destructive_job_per_data_source(app, world, sqlite_original):
     ds_id = add_sql_source(world, sqlite_original)
     lead = db.session.get(User, world.lead)

@@ -145,8 +145,8 @@ def test_a_valid_period_starts_the_job_shows_its_progress_and_it_finishes_with_t
     html = response.get_data(as_text=True)
     assert response.status_code == 200 and "<html" not in html
     job = db.session.scalar(sa.select(Job))
-    assert (job.kind, job.params, job.requested_by_id) == (
-        "import", {"start": "2025-01-01", "end": "2025-03-31", "connector": "sql"}, world.lead)
+    assert (job.kind, job.params["start"], job.params["end"], job.params["connector"], job.requested_by_id) == (
+        "import", "2025-01-01", "2025-03-31", "sql", world.lead)
     assert f'id="job-{job.id}"' in html and "<progress" in html and 'hx-trigger="every 1s"' in html
     assert '<span class="job-status" role="status">queued</span>' in html
 
