@@ -2,6 +2,8 @@
 
 from datetime import date
 
+from flask import current_app
+
 from portal.connectors import reader_for
 from portal.connectors.base import Period
 from portal.extensions import db
@@ -25,16 +27,19 @@ def run_import(job, progress):
     """RQ entry point: import the job's period; a rerun after a crash gives the same final state."""
     period = Period(date.fromisoformat(job.params["start"]), date.fromisoformat(job.params["end"]))
     report = import_period(job.data_source_id, period, reader=reader_for(job.params["connector"]),
-                           progress=progress, actor_id=job.requested_by_id)
+                           progress=progress, actor_id=job.requested_by_id,
+                           confirm_removals=job.params.get("confirm_removals", False),
+                           restore_days=current_app.config["RESTORE_WINDOW_DAYS"])
     return report.as_dict()
 
 
-def start_import(data_source, user, period):
+def start_import(data_source, user, period, confirm_removals=False):
     """Queue an import of the period (one import or destructive job per data source)."""
     return enqueue(
         run_import, "import",
         organization_id=data_source.organization_id, data_source_id=data_source.id,
         requested_by_id=user.id if user else None,
-        params={"start": period.start.isoformat(), "end": period.end.isoformat(), "connector": data_source.connector},
+        params={"start": period.start.isoformat(), "end": period.end.isoformat(), "connector": data_source.connector,
+                "confirm_removals": confirm_removals},
         exclusive=True,
     )

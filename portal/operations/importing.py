@@ -15,6 +15,7 @@ from portal.models import DataSource, Employee, Registration, Suppression, utcno
 from portal.operations import audit
 from portal.operations.counting import adjust_registration_count
 from portal.operations.deletion import revive
+from portal.operations.reconciling import apply_source_deletions
 from portal.operations.statements import is_postgresql
 
 BATCH_SIZE = 1000  # records per upsert and commit on SQLite
@@ -37,6 +38,8 @@ class ImportReport:
     failed: int = 0
     employees_created: int = 0
     revived: int = 0  # registrations in the restore window that the source still has, back again
+    deleted_by_reconciliation: int = 0  # no longer at the source: deleted here (restorable)
+    reconciliation_held_back: int = 0  # would have been deleted, but more than the guard allows
     failures: list = field(default_factory=list)  # [{"external_id", "reason"}], the first ones
     unknown_employees: list = field(default_factory=list)
 
@@ -89,8 +92,13 @@ def config_of(data_source):
     return ConnectorConfig(data_source.source_type, dict(data_source.settings or {}), dict(data_source.secrets or {}))
 
 
-def import_period(data_source_id, period, *, reader, progress, actor_id=None, batch_size=None):
-    """Read a period from the source and upsert it batch by batch, a commit each; returns the report."""
+def import_period(data_source_id, period, *, reader, progress, actor_id=None, batch_size=None,
+                  confirm_removals=False, restore_days=30):
+    """Read a period from the source and upsert it batch by batch, a commit each; returns the report.
+
+    Then what the source no longer has for the period is deleted here, as its connector
+    declares (reconciliation, or the source's list of deleted records).
+    """
     data_source = db.session.get(DataSource, data_source_id)
     if data_source is None:
         raise ImportRefused("The data source no longer exists.")
@@ -103,6 +111,8 @@ def import_period(data_source_id, period, *, reader, progress, actor_id=None, ba
             upsert_records(data_source, records, directory, report, period=period)
             progress.update(report.seen, cursor={"period": [period.start.isoformat(), period.end.isoformat()]})
             db.session.commit()
+    apply_source_deletions(data_source, period, reader, config_of(data_source), report,
+                           confirmed=confirm_removals, restore_days=restore_days)
     audit.record("import", data_source, actor_id, count=report.new + report.updated,
                  details={"period": [period.start.isoformat(), period.end.isoformat()], **report.as_dict()})
     db.session.commit()

@@ -3,7 +3,7 @@
 from datetime import date
 
 from flask_wtf import FlaskForm
-from wtforms import DateField, SelectField
+from wtforms import BooleanField, DateField, SelectField
 from wtforms.validators import InputRequired, Optional, ValidationError
 
 
@@ -34,6 +34,7 @@ class ImportPeriodForm(FlaskForm):
 
     date_from = DateField("From", validators=[InputRequired(message="Choose the first day of the period.")])
     date_to = DateField("To", validators=[InputRequired(message="Choose the last day of the period.")])
+    confirm_removals = BooleanField("Delete them even if the source no longer has many of this period's registrations")
 
     def __init__(self, *args, max_span_days=None, today=None, **kwargs):
         super().__init__(*args, **kwargs)

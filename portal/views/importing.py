@@ -38,7 +38,8 @@ def import_more(data_source_id):
     error, job = None, None
     if form.validate_on_submit():
         try:
-            job = start_import(data_source, current_user, Period(form.date_from.data, form.date_to.data))
+            job = start_import(data_source, current_user, Period(form.date_from.data, form.date_to.data),
+                               confirm_removals=form.confirm_removals.data)
         except JobAlreadyRunning as busy:
             job = busy.job  # its progress is shown below the message
             error = f"{BUSY.get(job.kind, 'Another job')} is already running for this data source. " \
