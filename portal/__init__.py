@@ -56,7 +56,7 @@ def register_security(app):
 def register_blueprints(app):
     """Mount one blueprint per area of the portal."""
     from portal.views import (auth, capabilities, data_sources, delete_all, deletion, employees, errors, importing,
-                              jobs, selection, webhooks)
+                              jobs, manual, selection, webhooks)
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(data_sources.bp)
@@ -68,6 +68,7 @@ def register_blueprints(app):
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(capabilities.bp)
     app.register_blueprint(employees.bp)
+    app.register_blueprint(manual.bp)
     errors.init_app(app)
 
 
