@@ -3,6 +3,10 @@ a client, and a way to log in as each role."""
 
 import os
 import re
+import signal
+import subprocess
+import sys
+import time
 from datetime import date, timedelta
 
 import pytest
@@ -221,21 +225,50 @@ def auth(client):
 
 
 @pytest.fixture
-def worker_process(app, database_url, redis_url):
-    """A real, forking RQ worker (`flask worker`) on the test's database and Redis."""
-    import subprocess
-    import sys
+def start_worker(database_url, redis_url):
+    """Start real `flask worker` processes on the test's database and Redis; none outlives the test."""
+    started = []
 
-    env = dict(os.environ, DATABASE_URL=database_url, REDIS_URL=redis_url)
-    process = subprocess.Popen([sys.executable, "-m", "flask", "--app", "app", "worker"], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    yield process
-    process.terminate()
+    def start(burst=False, **settings):
+        env = dict(os.environ, DATABASE_URL=database_url, REDIS_URL=redis_url, **settings)
+        args = [sys.executable, "-m", "flask", "--app", "app", "worker"] + (["--burst"] if burst else [])
+        with open(os.environ.get("TEST_WORKER_LOG", os.devnull), "ab") as log:
+            process = subprocess.Popen(args, env=env, stdout=log, stderr=log, start_new_session=True)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            kill_worker_and_horse(process)
+
+
+def kill_worker_and_horse(worker, timeout=10):
+    """SIGKILL the worker and the work horse it forked (RQ puts the horse in a session of its own)."""
+    with open(f"/proc/{worker.pid}/task/{worker.pid}/children") as children:
+        horses = [int(pid) for pid in children.read().split()]  # the work horse, and the scheduler
+    for pid in [worker.pid, *horses]:
+        os.kill(pid, signal.SIGKILL)
+    worker.wait()
+    deadline = time.monotonic() + timeout
+    for pid in horses:
+        while os.path.exists(f"/proc/{pid}") and _state(pid) not in ("Z", "gone"):
+            assert time.monotonic() < deadline, "the work horse survived SIGKILL"
+            time.sleep(0.02)
+
+
+def _state(pid):
     try:
-        process.wait(10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return "gone"
+
+
+@pytest.fixture
+def worker_process(app, start_worker):
+    """A real, forking RQ worker (`flask worker`) on the test's database and Redis."""
+    return start_worker()
 
 
 @pytest.fixture

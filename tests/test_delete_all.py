@@ -1,9 +1,5 @@
 """Deleting all registrations and whole data sources: chunked, resumable, consistent."""
 
-import os
-import signal
-import subprocess
-import sys
 import time
 
 import pytest
@@ -18,7 +14,7 @@ from portal.operations.listing import RegistrationFilter
 from portal.operations.delete_all import delete_all_registrations
 from portal.operations.deletion import restore_batch
 from portal.operations.progress import Progress
-from tests.conftest import run_queued_jobs
+from tests.conftest import kill_worker_and_horse, run_queued_jobs
 
 both_databases = pytest.mark.parametrize("db_backend", ["sqlite", "postgresql"])
 
@@ -131,42 +127,14 @@ def make_large(data_source_id, rows):
     db.session.commit()
 
 
-def start_worker(database_url, redis_url, burst=False):
-    env = dict(os.environ, DATABASE_URL=database_url, REDIS_URL=redis_url, DELETE_CHUNK_SIZE="500")
-    args = [sys.executable, "-m", "flask", "--app", "app", "worker"] + (["--burst"] if burst else [])
-    return subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-
-
-def kill_worker_and_horse(worker, timeout=10):
-    """SIGKILL the worker and the work horse it forked (RQ puts the horse in a session of its own)."""
-    with open(f"/proc/{worker.pid}/task/{worker.pid}/children") as children:
-        horses = [int(pid) for pid in children.read().split()]
-    for pid in [worker.pid, *horses]:
-        os.kill(pid, signal.SIGKILL)
-    worker.wait()
-    deadline = time.monotonic() + timeout
-    for pid in horses:
-        while os.path.exists(f"/proc/{pid}") and _state(pid) != "Z":
-            assert time.monotonic() < deadline, "the work horse survived SIGKILL"
-            time.sleep(0.02)
-
-
-def _state(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return "gone"
-
-
 @both_databases
-def test_a_worker_killed_mid_job_loses_nothing_and_the_rerun_ends_exactly_right(app, world, database_url, redis_url):
+def test_a_worker_killed_mid_job_loses_nothing_and_the_rerun_ends_exactly_right(app, world, start_worker):
     make_large(world.calls, 60_000)
     total = 60_030
     before, other = snapshot(world.calls), snapshot(world.deals)
     app.config["JOB_RETRIES"] = 1
     job = start_delete_all(db.session.get(DataSource, world.calls), db.session.get(User, world.lead))
-    worker = start_worker(database_url, redis_url)
+    worker = start_worker(DELETE_CHUNK_SIZE="500")
     deadline = time.monotonic() + 60
     while True:
         db.session.expire_all()
@@ -184,7 +152,7 @@ def test_a_worker_killed_mid_job_loses_nothing_and_the_rerun_ends_exactly_right(
     assert snapshot(world.deals) == other
 
     assert requeue_abandoned(stale_after_seconds=0) == [job.id]
-    rerun = start_worker(database_url, redis_url, burst=True)
+    rerun = start_worker(burst=True, DELETE_CHUNK_SIZE="500")
     assert rerun.wait(120) == 0
     db.session.expire_all()
     row = db.session.get(Job, job.id)

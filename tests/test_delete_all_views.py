@@ -7,7 +7,7 @@ import sqlalchemy as sa
 
 from portal.extensions import db
 from portal.operations.listing import RegistrationFilter
-from portal.models import DataSource, Job, Registration
+from portal.models import DataSource, Job
 from tests.conftest import run_queued_jobs
 
 

@@ -2,10 +2,7 @@
 the Pipedrive sandbox, on SQLite and PostgreSQL portals; bounded, idempotent, resumable after a kill."""
 
 import os
-import signal
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -24,9 +21,9 @@ from portal.jobs.importing import start_import
 from portal.jobs.recovery import requeue_abandoned
 from portal.models import AuditEvent, DataSource, Employee, Field, Job, JobStatus, Registration, Suppression, User
 from portal.operations.importing import import_period
-from portal.operations.progress import NO_PROGRESS, Progress
+from portal.operations.progress import NO_PROGRESS
 from sandbox.pipedrive import make_server
-from tests.conftest import run_queued_jobs
+from tests.conftest import kill_worker_and_horse, run_queued_jobs
 
 both_databases = pytest.mark.parametrize("db_backend", ["sqlite", "postgresql"])
 
@@ -464,47 +461,6 @@ def write_large_original(path):
                           for ext, day, email, v in large_rows()])
     conn.close()
     return Original(f"sqlite:///{path}", "sales")
-
-
-@pytest.fixture
-def start_worker(database_url, redis_url):
-    """Start real `flask worker` processes on the test's database and Redis; none outlives the test."""
-    started = []
-
-    def start(burst=False):
-        env = dict(os.environ, DATABASE_URL=database_url, REDIS_URL=redis_url)
-        args = [sys.executable, "-m", "flask", "--app", "app", "worker"] + (["--burst"] if burst else [])
-        with open(os.environ.get("IMPORT_WORKER_LOG", os.devnull), "ab") as log:
-            process = subprocess.Popen(args, env=env, stdout=log, stderr=log, start_new_session=True)
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        if process.poll() is None:
-            kill_worker_and_horse(process)
-
-
-def kill_worker_and_horse(worker, timeout=10):
-    """SIGKILL the worker and the work horse it forked (RQ puts the horse in a session of its own)."""
-    with open(f"/proc/{worker.pid}/task/{worker.pid}/children") as children:
-        horses = [int(pid) for pid in children.read().split()]  # the work horse, and the scheduler
-    for pid in [worker.pid, *horses]:
-        os.kill(pid, signal.SIGKILL)
-    worker.wait()
-    deadline = time.monotonic() + timeout
-    for pid in horses:
-        while os.path.exists(f"/proc/{pid}") and _state(pid) not in ("Z", "gone"):
-            assert time.monotonic() < deadline, "the work horse survived SIGKILL"
-            time.sleep(0.02)
-
-
-def _state(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return "gone"
 
 
 @both_databases
