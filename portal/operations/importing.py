@@ -259,8 +259,12 @@ CREATE_STAGING = text(
     'employee_id INTEGER, "values" JSON NOT NULL) ON COMMIT DELETE ROWS')
 COPY_STAGING = f'COPY {STAGING} (external_id, occurred_on, employee_id, "values") FROM STDIN'
 # One statement empties the staging table into registration: new rows are inserted, changed
-# ones updated, unchanged ones left alone (not even rewritten). The conflict check goes through
-# the unique index whatever the planner's statistics say, so a batch costs the same at any size.
+# ones updated, unchanged ones left alone (not even rewritten); it says how many it wrote and
+# which ids were new. The conflict check probes the unique (data_source_id, external_id) index
+# directly. A lookup first (`external_id IN (...)`, or a LATERAL probe per id) would be planned
+# from statistics, which do not know a data source being imported for the first time: the
+# planner then walks all of the data source's rows by ix_registration_page for every batch,
+# and the import becomes quadratic (measured: 50,000 rows in 52 s; 200,000 in 690 s).
 UPSERT_STAGED = text(f"""
 WITH staged AS (DELETE FROM {STAGING} RETURNING *),
 upserted AS (
@@ -273,13 +277,13 @@ upserted AS (
               IS DISTINCT FROM (excluded.occurred_on, excluded.employee_id, excluded."values"::jsonb)
     RETURNING r.external_id, r.xmax = 0 AS inserted
 )
-SELECT external_id, inserted FROM upserted
+SELECT count(*), coalesce(array_agg(external_id) FILTER (WHERE inserted), ARRAY[]::VARCHAR[]) FROM upserted
 """)
 
 
 def _upsert_staged(data_source, latest, suppressed, directory, report):
-    """PostgreSQL: COPY the batch into a temporary table, then upsert it in one statement that
-    tells which rows were new and which changed. Returns the external ids that were registrations already.
+    """PostgreSQL: COPY the batch into a temporary table, then upsert it from there in one
+    statement that counts the new and the changed. Returns the external ids that were registrations already.
     """
     rows = []
     for external_id, record in latest.items():
@@ -295,12 +299,14 @@ def _upsert_staged(data_source, latest, suppressed, directory, report):
     with connection.connection.driver_connection.cursor() as cursor, cursor.copy(COPY_STAGING) as copy:
         for row in rows:
             copy.write_row(row)
-    written = connection.execute(UPSERT_STAGED, {"data_source_id": data_source.id, "now": utcnow()}).all()
-    inserted = {external_id for external_id, is_new in written if is_new}
+    written, inserted = connection.execute(UPSERT_STAGED, {"data_source_id": data_source.id, "now": utcnow()}).one()
     report.new += len(inserted)
-    report.updated += len(written) - len(inserted)
-    report.unchanged += len(rows) - len(written)
+    report.updated += written - len(inserted)
+    report.unchanged += len(rows) - written
     adjust_registration_count(data_source.id, len(inserted))
+    if len(inserted) == len(rows):
+        return []
+    inserted = set(inserted)
     return [row[0] for row in rows if row[0] not in inserted]
 
 
