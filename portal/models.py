@@ -138,9 +138,6 @@ class DataSource(db.Model):
     secrets: Mapped[dict] = mapped_column(JSON, default=dict)
     # Maintained by the operations that add or remove registrations, so no page counts rows.
     registration_count: Mapped[int] = mapped_column(BigInteger, default=0)
-    # While "delete all" moves rows away, registrations up to this id are already gone for
-    # everyone: the data source shows none of them from the moment the job starts.
-    hidden_through_id: Mapped[int | None] = mapped_column(BigInteger)
     # Set when "delete data source" is confirmed; the data source disappears from pages.
     pending_deletion: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

@@ -7,10 +7,12 @@ import sqlalchemy as sa
 
 from portal.extensions import db
 from portal.jobs.delete_all import start_delete_all, start_delete_source
-from portal.jobs.recovery import requeue_abandoned
-from portal.models import (AuditEvent, DataSource, DeletionBatch, Field, HiddenRegistration, Job, JobStatus,
+from portal.models import (AuditEvent, DataSource, DeletionBatch, Field, Job, JobStatus,
                            Registration, Suppression, User)
+from portal.jobs.maintenance import purge_expired
+from portal.operations.deletion import rows_of
 from portal.operations.listing import RegistrationFilter
+from portal.queue import get_queue
 from portal.operations.delete_all import delete_all_registrations
 from portal.operations.deletion import restore_batch
 from portal.operations.progress import Progress
@@ -29,84 +31,79 @@ def live(data_source_id):
     return db.session.scalar(sa.select(sa.func.count()).where(*RegistrationFilter(data_source_id).clauses()))
 
 
-def archived(batch_id):
+def in_batch(batch_id):
     """Registrations the batch holds in the restore window."""
-    return db.session.scalar(sa.select(sa.func.count()).where(HiddenRegistration.batch_id == batch_id))
+    batch = db.session.get(DeletionBatch, batch_id)
+    return db.session.scalar(sa.select(sa.func.count()).select_from(Registration).where(*rows_of(batch)))
+
+
+def physically(data_source_id):
+    """Rows in the table, live or in the restore window."""
+    return db.session.scalar(sa.select(sa.func.count()).where(Registration.data_source_id == data_source_id))
 
 
 class RecordingProgress(Progress):
-    """Progress that remembers what it was told, and lets a registration arrive mid-run."""
+    """Progress that remembers what it was told, and lets a registration arrive meanwhile."""
 
     def __init__(self, on_update=None):
-        self.updates, self._cursor, self.on_update = [], {}, on_update
+        self.updates, self.on_update = [], on_update
 
     def update(self, done, total=None, cursor=None):
         self.updates.append((done, total))
-        if cursor is not None:
-            self._cursor = cursor
         if self.on_update:
             self.on_update(done)
 
-    @property
-    def cursor(self):
-        return dict(self._cursor)
-
 
 @both_databases
-def test_delete_all_moves_every_row_into_one_batch_in_chunks_and_keeps_the_rest(app, world):
+def test_delete_all_puts_every_row_in_one_batch_and_keeps_settings_fields_and_the_rest(app, world):
     db.session.add(Suppression(data_source_id=world.deals, external_id="kept-out"))
     db.session.get(DataSource, world.deals).settings = {"base_url": "http://pipedrive.local"}
     db.session.commit()
     before_deals, before_globex = snapshot(world.deals), snapshot(world.globex_deals)
     progress = RecordingProgress()
-    batch = delete_all_registrations(world.deals, actor_id=world.lead, progress=progress, chunk_size=4)
-    assert batch.kind == "all" and batch.count == 30 and archived(batch.id) == 30
-    assert live(world.deals) == 0
+    batch = delete_all_registrations(world.deals, actor_id=world.lead, progress=progress)
+    assert batch.kind == "all" and batch.count == 30 and in_batch(batch.id) == 30
+    assert (batch.first_on.isoformat(), batch.last_on.isoformat()) == ("2025-01-01", "2025-01-30")
+    assert live(world.deals) == 0 and physically(world.deals) == 30  # restorable until purged
     ds = db.session.get(DataSource, world.deals)
-    assert ds.registration_count == 0 and ds.hidden_through_id is None
+    assert ds.registration_count == 0
     assert ds.settings == {"base_url": "http://pipedrive.local"} and ds.secrets == {"api_token": "very-secret-token"}
     assert [f.key for f in ds.fields] == ["amount"]
     assert db.session.scalar(sa.select(Suppression.external_id)) == "kept-out"
-    assert len(progress.updates) >= 8  # one per chunk of 4, plus the start
-    assert progress.updates[0] == (0, 30) and progress.updates[-1][0] == 30
+    assert progress.updates == [(30, 30)]
     assert snapshot(world.globex_deals) == before_globex
     actions = db.session.scalars(sa.select(AuditEvent.action).order_by(AuditEvent.id)).all()
-    assert actions == ["delete_all_started", "delete_all_registrations"]
+    assert actions == ["delete_all_registrations"]
     assert restore_batch(batch.id, actor_id=world.lead) == 30
-    assert snapshot(world.deals) == before_deals
+    assert snapshot(world.deals) == before_deals and db.session.get(DataSource, world.deals).registration_count == 30
 
 
 @both_databases
-def test_registrations_arriving_during_the_run_stay(app, world):
+def test_registrations_arriving_while_it_runs_and_after_stay(app, world):
     arrived = []
 
     def arrive(done):
-        if done and not arrived:
-            row = Registration(data_source_id=world.calls, external_id="new-call", occurred_on=sa.func.current_date(),
-                               values={"amount": 1})
-            db.session.add(row)
-            db.session.execute(sa.update(DataSource).where(DataSource.id == world.calls)
-                               .values(registration_count=DataSource.registration_count + 1))
-            arrived.append(row)
+        row = Registration(data_source_id=world.calls, external_id=f"new-{len(arrived)}",
+                           occurred_on=sa.func.current_date(), values={"amount": 1})
+        db.session.add(row)
+        db.session.execute(sa.update(DataSource).where(DataSource.id == world.calls)
+                           .values(registration_count=DataSource.registration_count + 1))
+        arrived.append(row)
 
-    batch = delete_all_registrations(world.calls, actor_id=world.lead, progress=RecordingProgress(arrive), chunk_size=5)
+    batch = delete_all_registrations(world.calls, actor_id=world.lead, progress=RecordingProgress(arrive))
+    arrive(0)
+    db.session.commit()
     assert batch.count == 30
-    assert [r[1] for r in snapshot(world.calls)] == ["new-call"]
-    assert db.session.get(DataSource, world.calls).registration_count == 1
+    assert [r[1] for r in snapshot(world.calls)] == ["new-0", "new-1"]
+    assert db.session.get(DataSource, world.calls).registration_count == 2
+    assert restore_batch(batch.id, actor_id=world.lead) == 30 and live(world.calls) == 32
 
 
-def test_the_data_source_shows_no_registrations_as_soon_as_the_job_starts(app, client, auth, world):
-    """While chunks are still being moved, pages already show none of the old rows."""
-    seen = []
-
-    def look(done):
-        if done and not seen:
-            html = client.get(f"/data-sources/{world.calls}").get_data(as_text=True)
-            seen.append(("0 registrations" in html, "<code>C-29</code>" in html))
-
-    auth.login()
-    delete_all_registrations(world.calls, actor_id=world.lead, progress=RecordingProgress(look), chunk_size=5)
-    assert seen == [(True, False)]
+@both_databases
+def test_suppressing_on_delete_all_keeps_every_external_id_out_of_imports(app, world):
+    delete_all_registrations(world.activities, actor_id=world.lead, progress=RecordingProgress(), suppress=True)
+    suppressed = db.session.scalars(sa.select(Suppression.external_id).where(Suppression.data_source_id == world.activities))
+    assert sorted(suppressed) == [f"A-{n}" for n in range(5)]
 
 
 def make_large(data_source_id, rows):
@@ -128,61 +125,53 @@ def make_large(data_source_id, rows):
 
 
 @both_databases
-def test_a_worker_killed_mid_job_loses_nothing_and_the_rerun_ends_exactly_right(app, world, start_worker):
+def test_a_delete_all_job_shows_none_at_once_and_a_worker_killed_mid_purge_loses_nothing(app, world, start_worker):
+    """The long part of deleting everything is the purge: killed half-way, it resumes to exactly gone."""
     make_large(world.calls, 60_000)
     total = 60_030
-    before, other = snapshot(world.calls), snapshot(world.deals)
-    app.config["JOB_RETRIES"] = 1
+    other = snapshot(world.deals)
     job = start_delete_all(db.session.get(DataSource, world.calls), db.session.get(User, world.lead))
+    assert start_worker(burst=True).wait(60) == 0
+    db.session.expire_all()
+    row = db.session.get(Job, job.id)
+    assert row.status == JobStatus.FINISHED and row.counts["deleted"] == total
+    assert live(world.calls) == 0 and db.session.get(DataSource, world.calls).registration_count == 0
+    batch = db.session.get(DeletionBatch, row.counts["batch_id"])
+    batch.expires_at = sa.func.current_timestamp()
+    db.session.commit()
+
+    get_queue().enqueue(purge_expired)
     worker = start_worker(DELETE_CHUNK_SIZE="500")
     deadline = time.monotonic() + 60
-    while True:
-        db.session.expire_all()
-        done = db.session.get(Job, job.id).progress_done
-        if 0 < done < total:
-            break
-        assert time.monotonic() < deadline and worker.poll() is None, "the job never got going"
+    while not 0 < physically(world.calls) < total:
+        assert time.monotonic() < deadline and worker.poll() is None, "the purge never got going"
         time.sleep(0.01)
     kill_worker_and_horse(worker)
     db.session.expire_all()
-    row = db.session.get(Job, job.id)
-    batch_id = row.cursor["batch_id"]
-    assert row.status == JobStatus.STARTED and 0 < archived(batch_id) < total
-    assert live(world.calls) + archived(batch_id) == total  # every row live or in the batch, none half
-    assert snapshot(world.deals) == other
+    left = physically(world.calls)
+    assert 0 < left < total and live(world.calls) == 0  # what is left is still hidden, not back
+    assert db.session.get(DeletionBatch, batch.id).status == "deleted" and snapshot(world.deals) == other
 
-    assert requeue_abandoned(stale_after_seconds=0) == [job.id]
-    rerun = start_worker(burst=True, DELETE_CHUNK_SIZE="500")
-    assert rerun.wait(120) == 0
+    get_queue().enqueue(purge_expired)  # the next scheduled purge picks it up again
+    assert start_worker(burst=True).wait(120) == 0
     db.session.expire_all()
-    row = db.session.get(Job, job.id)
-    assert row.status == JobStatus.FINISHED and row.counts["deleted"] == total and row.attempts == 2
-    assert live(world.calls) == 0 and archived(batch_id) == total
-    assert db.session.get(DataSource, world.calls).registration_count == 0
-    assert db.session.scalar(sa.select(sa.func.count()).select_from(DeletionBatch)) == 1
-    assert snapshot(world.deals) == other
-    restore_batch(batch_id, actor_id=world.lead)
-    assert snapshot(world.calls) == before
+    assert physically(world.calls) == 0 and db.session.get(DeletionBatch, batch.id).status == "purged"
+    assert snapshot(world.deals) == other and db.session.get(DataSource, world.calls).registration_count == 0
 
 
 @both_databases
-def test_a_job_that_keeps_failing_ends_failed_and_leaves_the_data_source_consistent(app, client, auth, world):
-    # Tiny chunks and a one-second timeout: RQ stops the job mid-way on every attempt.
-    make_large(world.calls, 20_000)
-    app.config.update(DELETE_CHUNK_SIZE=5, JOB_TIMEOUT_SECONDS=1)
+def test_a_delete_all_job_that_keeps_failing_ends_failed_and_changes_nothing(app, client, auth, world):
     job = start_delete_all(db.session.get(DataSource, world.calls), db.session.get(User, world.lead))
+    db.session.delete(db.session.get(DataSource, world.calls))  # gone before the job runs
+    db.session.commit()
     run_queued_jobs()
     db.session.expire_all()
     row = db.session.get(Job, job.id)
-    assert row.status == JobStatus.FAILED and "JobTimeoutException" in row.error and row.lock_key is None
-    batch_id = row.cursor["batch_id"]
-    assert 0 < archived(batch_id) < 20_030 and live(world.calls) + archived(batch_id) == 20_030
-    ds = db.session.get(DataSource, world.calls)
-    assert ds.hidden_through_id is None and ds.registration_count == live(world.calls)
-    assert db.session.scalar(sa.select(AuditEvent.outcome).where(AuditEvent.action == "delete_all_registrations")) == "failed"
+    assert row.status == JobStatus.FAILED and "no longer exists" in row.error and row.lock_key is None
+    assert snapshot(world.deals) and live(world.deals) == 30
     auth.login()
     html = client.get(f"/jobs/{job.id}", headers={"HX-Request": "true"}).get_data(as_text=True)
-    assert "failed" in html and "JobTimeoutException" in html and "hx-trigger" not in html
+    assert "failed" in html and "no longer exists" in html and "hx-trigger" not in html
 
 
 @both_databases

@@ -4,25 +4,24 @@ from flask import current_app
 
 from portal.jobs import enqueue, tracked
 from portal.operations.delete_all import (
-    abandon_delete_all,
     delete_all_registrations,
     delete_data_source,
     mark_for_deletion,
+    record_failed_delete_all,
 )
 
 
-def _abandon(job, error):
-    abandon_delete_all(job.data_source_id, cursor=job.cursor, actor_id=job.requested_by_id, error=error)
+def _record_failure(job, error):
+    record_failed_delete_all(job.data_source_id, actor_id=job.requested_by_id, error=error)
 
 
-@tracked(on_failure=_abandon)
+@tracked(on_failure=_record_failure)
 def delete_all(job, progress):
     """RQ entry point: move every registration of the job's data source into the restore window."""
     params = job.params
     batch = delete_all_registrations(
         job.data_source_id, actor_id=job.requested_by_id, progress=progress, reason=params.get("reason", ""),
         suppress=params.get("suppress", False), restore_days=params["restore_days"],
-        chunk_size=current_app.config["DELETE_CHUNK_SIZE"],
     )
     return {"deleted": batch.count, "batch_id": batch.id}
 

@@ -1,8 +1,11 @@
-"""Deleting every registration of a data source, or the data source itself, in committed chunks.
+"""Deleting every registration of a data source, or the data source itself.
 
-Both run as resumable background jobs: each chunk commits together with the cursor that
-says where the next one starts, so a killed worker's rerun continues where it stopped and
-ends with the same result. Memory stays constant: rows never travel through Python.
+Deleting all registrations records one batch that hides them by id: every registration
+of the data source up to the highest id at that moment. It is one short transaction
+whatever the size, so the data source shows none at once and a killed worker leaves
+either nothing done or everything done. The rows go for good when the batch is purged,
+in committed chunks by id range (deletion.purge_batch). Deleting the data source removes
+its rows in committed chunks too, resuming from its cursor when rerun.
 """
 
 from sqlalchemy import delete, func, select, update
@@ -11,81 +14,40 @@ from portal.extensions import db
 from portal.models import DataSource, DeletionBatch, HiddenRegistration, Registration, Suppression
 from portal.operations import audit
 from portal.operations.counting import adjust_registration_count
-from portal.operations.deletion import DeletionRefused, hide_into_batch, open_batch, suppress_batch
-from portal.operations.listing import is_live
+from portal.operations.deletion import DeletionRefused, Selection, hide_by_filter, open_batch, suppress_batch
+from portal.operations.listing import RegistrationFilter
 
 DEFAULT_CHUNK = 10_000
 
 
-def delete_all_registrations(data_source_id, *, actor_id, progress, reason="", suppress=False,
-                             restore_days=30, chunk_size=DEFAULT_CHUNK):
-    """Put every registration that existed at the start into one restorable batch; returns it.
+def delete_all_registrations(data_source_id, *, actor_id, progress, reason="", suppress=False, restore_days=30):
+    """Put every registration of the data source into one restorable batch; returns it.
 
-    Registrations that arrive while it runs (API, webhooks) get higher ids and stay.
+    Registrations that arrive afterwards (API, webhooks) get higher ids and stay.
     """
-    cursor = progress.cursor or _begin(data_source_id, actor_id, progress, reason, restore_days)
-    batch = db.session.get(DeletionBatch, cursor["batch_id"])
-    ceiling = cursor["ceiling"]
-    start = cursor["next_id"]
-    while start <= ceiling:
-        end = min(start + chunk_size, ceiling + 1)
-        batch.count += hide_into_batch(
-            lambda t: [t.data_source_id == data_source_id, t.id >= start, t.id < end, is_live(t)], batch.id)[0]
-        start = end
-        progress.update(batch.count, cursor={**cursor, "next_id": start})
-        db.session.commit()
-    return _finish(data_source_id, batch, actor_id, suppress, reason)
-
-
-def _begin(data_source_id, actor_id, progress, reason, restore_days):
-    """Hide the registrations at once, open the batch, and write the first cursor."""
     data_source = db.session.execute(
         select(DataSource).where(DataSource.id == data_source_id).with_for_update()
     ).scalar_one_or_none()
     if data_source is None:
         raise DeletionRefused("The data source no longer exists.")
-    low, high, total, first_on, last_on = db.session.execute(
-        select(func.min(Registration.id), func.max(Registration.id), func.count(),
-               func.min(Registration.occurred_on), func.max(Registration.occurred_on))
-        .where(Registration.data_source_id == data_source_id, is_live())
-    ).one()
     batch = open_batch(data_source_id, actor_id, "all", {"all": True}, reason, restore_days)
-    batch.first_on, batch.last_on = first_on, last_on
-    if high is not None:
-        data_source.hidden_through_id = high
-        adjust_registration_count(data_source_id, -total)
-    cursor = {"batch_id": batch.id, "ceiling": high or 0, "next_id": low or 1, "total": total}
-    audit.record("delete_all_started", data_source, actor_id, count=total, reason=reason,
-                 details={"batch_id": batch.id})
-    progress.update(0, total=total, cursor=cursor)
-    db.session.commit()
-    return cursor
-
-
-def _finish(data_source_id, batch, actor_id, suppress, reason):
-    """Show the data source again (now without the old rows) and close the batch."""
+    batch.count, batch.first_on, batch.last_on = hide_by_filter(Selection(RegistrationFilter(data_source_id)), batch)
+    adjust_registration_count(data_source_id, -batch.count)
     if suppress:
         suppress_batch(batch, actor_id)
-    data_source = db.session.get(DataSource, data_source_id)
-    data_source.hidden_through_id = None
     audit.record("delete_all_registrations", data_source, actor_id, count=batch.count, reason=reason,
                  details={"batch_id": batch.id, "suppressed": suppress})
+    progress.update(batch.count, total=batch.count)
     db.session.commit()
     return batch
 
 
-def abandon_delete_all(data_source_id, *, cursor, actor_id, error):
-    """After the last failed attempt: what was not moved yet is live and visible again."""
-    data_source = db.session.get(DataSource, data_source_id)
-    if data_source is None:
-        return
-    if data_source.hidden_through_id is not None:
-        data_source.hidden_through_id = None
-        data_source.registration_count = db.session.scalar(
-            select(func.count()).where(Registration.data_source_id == data_source_id, is_live()))
-    audit.record("delete_all_registrations", data_source, actor_id, outcome="failed",
-                 details={"batch_id": (cursor or {}).get("batch_id"), "error": error})
-    db.session.commit()
+def record_failed_delete_all(data_source_id, *, actor_id, error):
+    """After the last failed attempt (nothing was changed: it is one transaction), say so in the log."""
+    data_source = db.session.get(DataSource, data_source_id) if data_source_id else None
+    if data_source is not None:
+        audit.record("delete_all_registrations", data_source, actor_id, outcome="failed", details={"error": error})
+        db.session.commit()
 
 
 def delete_data_source(data_source_id, *, actor_id, progress, reason="", chunk_size=DEFAULT_CHUNK):

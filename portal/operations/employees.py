@@ -6,7 +6,7 @@ changes the employee alone and leaves every registration where it is.
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, select, update
 
 from portal.extensions import db
 from portal.models import DataSource, Employee, Registration, utcnow
@@ -28,7 +28,6 @@ def employees_with_counts(organization_id, employee_ids=None):
         select(Registration.employee_id, func.count().label("registrations"))
         .join(DataSource, DataSource.id == Registration.data_source_id)
         .where(DataSource.organization_id == organization_id, DataSource.pending_deletion.is_(False),
-               or_(DataSource.hidden_through_id.is_(None), Registration.id > DataSource.hidden_through_id),
                is_live())
         .group_by(Registration.employee_id)
     )

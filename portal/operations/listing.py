@@ -40,8 +40,6 @@ class RegistrationFilter:
     date_from: date | None = None
     date_to: date | None = None
     employee_id: int | None = None
-    # Rows up to this id are being deleted by "delete all" and are gone for everyone.
-    above_id: int | None = None
 
     def clauses(self, table=Registration):
         """WHERE clauses for this filter against the registration table (ORM class or Core columns)."""
@@ -52,8 +50,6 @@ class RegistrationFilter:
             where.append(table.occurred_on <= self.date_to)
         if self.employee_id:
             where.append(table.employee_id == self.employee_id)
-        if self.above_id:
-            where.append(table.id > self.above_id)
         return where
 
     @property
@@ -76,7 +72,6 @@ class RegistrationFilter:
             date_from=date.fromisoformat(data["date_from"]) if data.get("date_from") else None,
             date_to=date.fromisoformat(data["date_to"]) if data.get("date_to") else None,
             employee_id=int(data["employee_id"]) if data.get("employee_id") else None,
-            above_id=int(data["above_id"]) if data.get("above_id") else None,
         )
 
 

@@ -96,7 +96,6 @@ def filter_from_args(data_source, args):
         date_from=form.date_from.data if valid else None,
         date_to=form.date_to.data if valid else None,
         employee_id=(form.employee.data or None) if valid else None,
-        above_id=data_source.hidden_through_id,
     )
     return form, flt
 

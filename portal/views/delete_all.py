@@ -78,4 +78,4 @@ def _changeable(data_source_id):
 
 def _period(data_source):
     """First and last day of the data source's registrations."""
-    return period_of(RegistrationFilter(data_source.id, above_id=data_source.hidden_through_id))
+    return period_of(RegistrationFilter(data_source.id))
