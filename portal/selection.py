@@ -38,24 +38,8 @@ class StoredSelection:
             return registration_id not in self.excluded
         return registration_id in self.ids
 
-    def tick(self, registration_id, checked):
-        """Tick or untick one row."""
-        if self.is_all_matching:
-            (self.excluded.discard if checked else self.excluded.add)(registration_id)
-        else:
-            (self.ids.add if checked else self.ids.discard)(registration_id)
-
-    def tick_page(self, registration_ids, checked):
-        """Tick or untick every row of a page."""
-        for registration_id in registration_ids:
-            self.tick(registration_id, checked)
-
-    def select_all_matching(self, flt):
-        """Select every registration matching the filter, across pages."""
-        self.all_matching, self.ids, self.excluded = flt.to_dict(), set(), set()
-
     def follow_filter(self, flt):
-        """An all-matching selection belongs to its filter: a new filter ends it."""
+        """An all-matching selection belongs to its filter: a new filter ends it (True if so)."""
         if self.is_all_matching and self.all_matching != flt.to_dict():
             self.all_matching, self.excluded = None, set()
             return True
@@ -69,27 +53,54 @@ class StoredSelection:
 
 
 class SelectionStore:
-    """Load and save one user's selection for one data source."""
+    """Load and change one user's selection for one data source, atomically in Redis.
+
+    Ticks arrive as concurrent requests (a quick user, several tabs): each one is a single
+    SADD or SREM on a Redis set, never a read-modify-write of the whole selection.
+    """
 
     def __init__(self, redis, user_id, data_source_id):
         self.redis = redis
         self.data_source_id = data_source_id
-        self.key = f"portal:selection:{user_id}:{data_source_id}"
+        prefix = f"portal:selection:{user_id}:{data_source_id}"
+        self.ids_key, self.excluded_key, self.filter_key = f"{prefix}:ids", f"{prefix}:excluded", f"{prefix}:filter"
 
     def load(self):
         """The stored selection, or an empty one."""
-        raw = self.redis.get(self.key)
-        if not raw:
-            return StoredSelection(self.data_source_id)
-        data = json.loads(raw)
-        return StoredSelection(self.data_source_id, set(data["ids"]), data["all_matching"], set(data["excluded"]))
+        pipe = self.redis.pipeline()
+        pipe.smembers(self.ids_key).smembers(self.excluded_key).get(self.filter_key)
+        ids, excluded, flt = pipe.execute()
+        return StoredSelection(self.data_source_id, {int(i) for i in ids},
+                               json.loads(flt) if flt else None, {int(i) for i in excluded})
 
-    def save(self, selection):
-        """Keep the selection for a day."""
-        data = {"ids": sorted(selection.ids), "all_matching": selection.all_matching,
-                "excluded": sorted(selection.excluded)}
-        self.redis.set(self.key, json.dumps(data), ex=TTL_SECONDS)
+    def tick(self, registration_ids, checked):
+        """Tick or untick rows (in an all-matching selection, unticking excludes them)."""
+        if not registration_ids:
+            return
+        if self.redis.exists(self.filter_key):
+            key, add = self.excluded_key, not checked
+        else:
+            key, add = self.ids_key, checked
+        pipe = self.redis.pipeline()
+        (pipe.sadd if add else pipe.srem)(key, *registration_ids)
+        self._touch(pipe)
+        pipe.execute()
+
+    def select_all_matching(self, flt):
+        """Select every registration matching the filter, across pages."""
+        pipe = self.redis.pipeline()
+        pipe.delete(self.ids_key, self.excluded_key).set(self.filter_key, json.dumps(flt.to_dict()))
+        self._touch(pipe)
+        pipe.execute()
+
+    def end_all_matching(self):
+        """Leave an all-matching selection (its filter changed)."""
+        self.redis.delete(self.filter_key, self.excluded_key)
 
     def clear(self):
         """Forget the selection."""
-        self.redis.delete(self.key)
+        self.redis.delete(self.ids_key, self.excluded_key, self.filter_key)
+
+    def _touch(self, pipe):
+        for key in (self.ids_key, self.excluded_key, self.filter_key):
+            pipe.expire(key, TTL_SECONDS)

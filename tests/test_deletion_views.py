@@ -223,3 +223,22 @@ def test_large_selection_becomes_a_background_job(app, client, lead, world):
     db.session.expire_all()
     assert db.session.get(Job, job.id).status == "finished" and live_count(world.calls) == 0
     assert db.session.get(DataSource, world.calls).registration_count == 0
+
+
+def test_concurrent_ticks_lose_none(app, client, lead, world):
+    """Quick ticks arrive as overlapping requests; every one of them must count."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    headers = lead.htmx_headers()
+    cookie = client.get_cookie("session").value
+    ids = reg_ids(world.calls, *[f"C-{n}" for n in range(12)])
+
+    def tick_one(registration_id):
+        with app.test_client() as other:
+            other.set_cookie("session", cookie)
+            return other.post(f"/data-sources/{world.calls}/selection/tick",
+                              data={"registration_id": str(registration_id), "checked": "1"}, headers=headers).status_code
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        assert set(pool.map(tick_one, ids)) == {200}
+    assert "12 selected" in client.get(f"/data-sources/{world.calls}").get_data(as_text=True)

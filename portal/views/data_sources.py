@@ -62,7 +62,7 @@ def table_context(data_source, args):
         store = SelectionStore(redis_connection(), current_user.id, data_source.id)
         selection = store.load()
         if selection.follow_filter(flt):
-            store.save(selection)
+            store.end_all_matching()
     return dict(
         data_source=data_source, form=form, flt=flt, filter_args=filter_args(flt), cursor=cursor,
         page=page, selection=selection, **selection_figures(data_source, flt, page, selection),

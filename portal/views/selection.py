@@ -24,10 +24,9 @@ def require_login():
 @bp.post("/tick")
 def tick(data_source_id):
     """Tick or untick one registration; answers with the selection bar and the Delete button."""
-    data_source, store, selection = _open(data_source_id)
-    registration_id = _ids(request.form.get("registration_id", ""), data_source.id, expected=1)[0]
-    selection.tick(registration_id, checked=bool(request.form.get("checked")))
-    store.save(selection)
+    data_source, store = _open(data_source_id)
+    registration_ids = _ids(request.form.get("registration_id", ""), data_source.id, expected=1)
+    store.tick(registration_ids, checked=bool(request.form.get("checked")))
     context = table_context(data_source, request.form)
     return render_template("data_sources/_selection_update.html", **context)
 
@@ -35,37 +34,34 @@ def tick(data_source_id):
 @bp.post("/page")
 def tick_page(data_source_id):
     """Tick or untick every registration on the page shown."""
-    data_source, store, selection = _open(data_source_id)
+    data_source, store = _open(data_source_id)
     page_ids = request.form.get("page_ids", "")
     ids = _ids(page_ids, data_source.id, expected=len([i for i in page_ids.split(",") if i]))
-    selection.tick_page(ids, checked=bool(request.form.get("checked")))
-    store.save(selection)
+    store.tick(ids, checked=bool(request.form.get("checked")))
     return _table(data_source)
 
 
 @bp.post("/all")
 def select_all(data_source_id):
     """Select every registration matching the current filter, across pages."""
-    data_source, store, selection = _open(data_source_id)
-    selection.select_all_matching(table_context(data_source, request.form)["flt"])
-    store.save(selection)
+    data_source, store = _open(data_source_id)
+    store.select_all_matching(table_context(data_source, request.form)["flt"])
     return _table(data_source)
 
 
 @bp.post("/clear")
 def clear(data_source_id):
     """Forget the selection."""
-    data_source, store, _ = _open(data_source_id)
+    data_source, store = _open(data_source_id)
     store.clear()
     return _table(data_source)
 
 
 def _open(data_source_id):
-    """The data source (checked), the user's selection store and selection."""
+    """The data source (checked) and the user's selection store for it."""
     data_source = visible_data_source_or_404(data_source_id)
     require_change_permission()
-    store = SelectionStore(redis_connection(), current_user.id, data_source.id)
-    return data_source, store, store.load()
+    return data_source, SelectionStore(redis_connection(), current_user.id, data_source.id)
 
 
 def _ids(raw, data_source_id, expected):
