@@ -19,7 +19,17 @@ from portal.jobs import JobAlreadyRunning
 from portal.jobs.delete_all import start_delete_all
 from portal.jobs.importing import start_import
 from portal.jobs.recovery import requeue_abandoned
-from portal.models import AuditEvent, DataSource, Employee, Field, Job, JobStatus, Registration, Suppression, User
+from portal.models import (
+    AuditEvent,
+    DataSource,
+    Employee,
+    Field,
+    Job,
+    JobStatus,
+    Registration,
+    Suppression,
+    User,
+)
 from portal.operations.importing import import_period
 from portal.operations.progress import NO_PROGRESS
 from sandbox.pipedrive import make_server
@@ -116,12 +126,13 @@ def imported(data_source_id):
     return {ext: (day, email, values) for ext, day, email, values in rows}
 
 
-def snapshot(data_source_id, where=sa.true()):
+def snapshot(data_source_id, where=None):
     """Every column of the data source's registrations, ids and update times included."""
     return [tuple(row) for row in db.session.execute(
         sa.select(Registration.id, Registration.external_id, Registration.occurred_on, Registration.employee_id,
                   Registration.values, Registration.updated_at)
-        .where(Registration.data_source_id == data_source_id, where).order_by(Registration.id))]
+        .where(Registration.data_source_id == data_source_id, where if where is not None else sa.true())
+        .order_by(Registration.id))]
 
 
 def live(data_source_id):
@@ -374,7 +385,7 @@ def test_a_pipedrive_import_job_brings_the_periods_deals_from_the_sandbox(app, w
     assert set(got) == set(expected) | {ext for _, ext, *_ in seeded}
     assert snapshot(world.deals, Registration.external_id.like("D-%")) == seeded
     assert {email for _, email, _ in expected.values()} <= set(employees(world.acme))
-    names = dict((email, name) for name, email in ACME_EMPLOYEES)
+    names = {email: name for name, email in ACME_EMPLOYEES}
     assert db.session.scalar(sa.select(Employee.name).where(Employee.email == "carla@acme.test")) == names["carla@acme.test"]
     assert counter(world.deals) == 30 + len(expected)
 

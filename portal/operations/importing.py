@@ -6,8 +6,8 @@ import threading
 from dataclasses import asdict, dataclass, field
 
 from sqlalchemy import String, any_, bindparam, func, select, text
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects import sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from portal.connectors.base import ConnectorConfig
 from portal.extensions import db
@@ -172,7 +172,7 @@ class _Prefetched:
                 if not self._put(batch):
                     return  # the caller stopped early: close the reader (its connections) below
             self._put(self._END)
-        except BaseException as error:  # handed over to the caller's thread
+        except BaseException as error:  # noqa: BLE001 - handed over to the caller's thread, raised there
             self._put(error)
         finally:
             batches.close()
