@@ -315,7 +315,7 @@ def purge_batch(batch_id, *, chunk_size=10_000, actor_id=None):
 
 def revive(data_source_id, external_ids):
     """An import that finds these external ids at the source brings them back from the restore window."""
-    if not external_ids:
+    if not external_ids or not has_restore_window(data_source_id):
         return 0
     ids = sorted(db.session.scalars(select(Registration.id).where(
         Registration.data_source_id == data_source_id, Registration.external_id.in_(sorted(external_ids)),
@@ -325,6 +325,12 @@ def revive(data_source_id, external_ids):
         except_from_filter_batches(lambda t: [t.id.in_(ids)])
         adjust_registration_count(data_source_id, len(ids))
     return len(ids)
+
+
+def has_restore_window(data_source_id):
+    """Whether anything of the data source is deleted but restorable (most imports find nothing)."""
+    return db.session.scalar(select(exists().where(DeletionBatch.data_source_id == data_source_id,
+                                                   DeletionBatch.status == "deleted")))
 
 
 def recount_live(data_source_id):

@@ -7,7 +7,7 @@ cannot wipe a data source without someone confirming it. Pipedrive Deals list th
 deleted deals; those are deleted here too, for when webhooks are not available.
 """
 
-from sqlalchemy import func, select, text
+from sqlalchemy import column, exists, func, select, table, text
 
 from portal.connectors import DeletionMechanism, source_type_of
 from portal.extensions import db
@@ -41,10 +41,12 @@ def reconcile_period(data_source, period, source_id_pages, report, *, confirmed=
             db.session.execute(text(f"INSERT INTO {STAGING} (external_id) VALUES (:e) ON CONFLICT DO NOTHING"),
                                [{"e": str(e)} for e in page])
     flt = RegistrationFilter(data_source.id, date_from=period.start, date_to=period.end)
-    at_source = select(text("external_id")).select_from(text(STAGING))
+    staged = table(STAGING, column("external_id"))
 
     def gone(t):
-        return [*flt.clauses(t), t.external_id.not_in(at_source)]
+        # NOT EXISTS, not NOT IN: PostgreSQL anti-joins it at any size (NOT IN over a large
+        # subquery is checked row by row).
+        return [*flt.clauses(t), ~exists().where(staged.c.external_id == t.external_id)]
 
     missing = db.session.scalar(select(func.count()).select_from(Registration).where(*gone(Registration)))
     in_period = db.session.scalar(select(func.count()).select_from(Registration).where(*flt.clauses()))
