@@ -4,7 +4,6 @@ Run with `.venv/bin/python -m bench.delete_selected` (see bench/README.md).
 """
 
 import argparse
-import os
 import statistics
 import sys
 import time
@@ -12,13 +11,13 @@ from datetime import date, timedelta
 
 import sqlalchemy as sa
 
+from bench.scratch import load_registrations, maintenance, scratch_database, settle
 from portal import create_app
 from portal.extensions import db
 from portal.models import DataSource, Employee, Organization, Role, User
 from portal.operations.deletion import Selection, delete_registrations
 from portal.operations.listing import RegistrationFilter
 
-DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 REDIS_URL = "redis://127.0.0.1:6379/15"  # never contacted: deleting inline enqueues no job
 
 TOTAL_ROWS = 1_000_000
@@ -30,17 +29,6 @@ SELECTED_ROWS = 10_000
 RANGE_DAYS = 80  # 80 days x 1,250 = 100,000 rows
 GOAL_RATIO = 2.0
 
-LOAD_SQL = """
-INSERT INTO registration (data_source_id, external_id, employee_id, occurred_on, "values", updated_at)
-SELECT :ds, 'EXT-' || lpad(n::text, 8, '0'), e.id,
-       :first_day + ((n - 1) / :per_day)::int,
-       json_build_object('amount', (n::bigint * 7919) % 100000),
-       timestamp '2025-04-01' + n * interval '1 second'
-FROM generate_series(1, :total) AS n
-JOIN (SELECT id, row_number() OVER (ORDER BY id) - 1 AS k FROM employee WHERE organization_id = :org) AS e
-  ON e.k = n % :employees
-ORDER BY n
-"""
 RAW_BY_IDS = "DELETE FROM registration WHERE data_source_id = :ds AND id = ANY(:ids)"
 RAW_BY_RANGE = "DELETE FROM registration WHERE data_source_id = :ds AND occurred_on BETWEEN :low AND :high"
 
@@ -48,13 +36,7 @@ RAW_BY_RANGE = "DELETE FROM registration WHERE data_source_id = :ds AND occurred
 def main(argv=None):
     """Create the scratch database, load it, measure both cases, print the table, drop it."""
     args = parse_args(argv)
-    base_url = sa.make_url(os.environ.get("BENCH_POSTGRES_URL", DEFAULT_POSTGRES_URL))
-    name = f"portal_bench_{os.getpid()}"
-    admin = sa.create_engine(base_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = base_url.set(database=name).render_as_string(hide_password=False)
-    try:
+    with scratch_database(keep=args.keep) as url:
         app = create_app({"SQLALCHEMY_DATABASE_URI": url, "REDIS_URL": REDIS_URL})
         with app.app_context():
             try:
@@ -63,13 +45,6 @@ def main(argv=None):
                 db.session.remove()
                 db.engine.dispose()
         report(results, args)
-    finally:
-        if args.keep:
-            print(f"\nKept the scratch database: {sa.make_url(url).render_as_string(hide_password=True)}")
-        else:
-            with admin.connect() as conn:
-                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
     return 0  # a measurement, not a test: the figures are the result
 
 
@@ -144,11 +119,7 @@ def load(total):
                     settings={}, secrets={}, registration_count=total)
     db.session.add_all([org, lead, ds, *employees])
     db.session.flush()
-    db.session.execute(sa.text(LOAD_SQL), {
-        "ds": ds.id, "org": org.id, "first_day": FIRST_DAY, "per_day": ROWS_PER_DAY,
-        "total": total, "employees": EMPLOYEES,
-    })
-    db.session.commit()
+    load_registrations(ds.id, org.id, total, first_day=FIRST_DAY, per_day=ROWS_PER_DAY, employees=EMPLOYEES)
     return ds.id, lead.id
 
 
@@ -169,22 +140,6 @@ def count_range(ds_id, low, high):
         {"ds": ds_id, "low": low, "high": high})
     db.session.commit()
     return count
-
-
-def maintenance(command):
-    """Run VACUUM-like commands, which refuse to run inside a transaction."""
-    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(sa.text(command))
-
-
-def settle():
-    """Start each measurement from the same state: dead rows vacuumed, then a fresh checkpoint.
-
-    After the checkpoint both sides pay the same full-page writes for the pages they first touch.
-    """
-    db.session.remove()
-    maintenance("VACUUM registration, hidden_registration")
-    maintenance("CHECKPOINT")
 
 
 def timed_raw(sql, params, expected):
