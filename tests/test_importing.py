@@ -440,7 +440,7 @@ def test_one_import_or_destructive_job_per_data_source(app, world, sqlite_origin
     first = start_import(db.session.get(DataSource, ds_id), lead, Q1)
     with pytest.raises(JobAlreadyRunning) as busy:
         start_import(db.session.get(DataSource, ds_id), lead, H1)
-    assert busy.value.job.id == first.id and "import job is already running" in str(busy.value)
+    assert busy.value.job.id == first.id and "“Import” is already running" in str(busy.value)
     with pytest.raises(JobAlreadyRunning):
         start_delete_all(db.session.get(DataSource, ds_id), lead)
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Job)) == 1

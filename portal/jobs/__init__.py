@@ -17,11 +17,18 @@ from portal.queue import get_queue
 log = logging.getLogger(__name__)
 
 
+# What people call each kind of job (the job partial shows the same names).
+JOB_LABELS = {"delete_all": "Delete all registrations", "delete_selected": "Delete selected registrations",
+              "restore": "Restore registrations", "delete_data_source": "Delete data source",
+              "recount": "Recount registrations", "import": "Import"}
+
+
 class JobAlreadyRunning(Exception):
     """Another exclusive job holds this data source."""
 
     def __init__(self, job):
-        super().__init__(f"A {job.kind.replace('_', ' ')} job is already running for this data source.")
+        what = JOB_LABELS.get(job.kind, job.kind.replace("_", " "))
+        super().__init__(f"“{what}” is already running for this data source.")
         self.job = job
 
 

@@ -14,7 +14,7 @@ from portal.extensions import db
 from portal.models import DataSource, DeletionBatch, HiddenRegistration, Registration, Suppression
 from portal.operations import audit
 from portal.operations.counting import adjust_registration_count
-from portal.operations.deletion import DeletionRefused, Selection, hide_by_filter, open_batch, suppress_batch
+from portal.operations.deletion import DeletionRefused, open_batch, suppress_batch
 from portal.operations.listing import RegistrationFilter
 
 DEFAULT_CHUNK = 10_000
@@ -30,8 +30,15 @@ def delete_all_registrations(data_source_id, *, actor_id, progress, reason="", s
     ).scalar_one_or_none()
     if data_source is None:
         raise DeletionRefused("The data source no longer exists.")
+    # No pass over the rows: the highest id comes from the primary key, the count from the
+    # counter the operations keep, the period from the ends of the (data source, date) index.
+    live = RegistrationFilter(data_source_id).clauses()
+    first_on = db.session.scalar(select(func.min(Registration.occurred_on)).where(*live))
+    last_on = db.session.scalar(select(func.max(Registration.occurred_on)).where(*live))
+    ceiling = db.session.scalar(select(func.max(Registration.id))) or 0
     batch = open_batch(data_source_id, actor_id, "all", {"all": True}, reason, restore_days)
-    batch.count, batch.first_on, batch.last_on = hide_by_filter(Selection(RegistrationFilter(data_source_id)), batch)
+    batch.ceiling_id, batch.count, batch.first_on, batch.last_on = (
+        ceiling, data_source.registration_count, first_on, last_on)
     adjust_registration_count(data_source_id, -batch.count)
     if suppress:
         suppress_batch(batch, actor_id)

@@ -273,7 +273,7 @@ def restore_batch(batch_id, *, actor_id, reason=""):
     return restored
 
 
-def purge_expired_batches(*, now=None, chunk_size=10_000):
+def purge_expired_batches(*, now=None, chunk_size=50_000):
     """Physically remove batches past their restore window, in committed chunks by id range."""
     now = now or utcnow()
     purged = 0
@@ -285,7 +285,7 @@ def purge_expired_batches(*, now=None, chunk_size=10_000):
     return purged
 
 
-def purge_batch(batch_id, *, chunk_size=10_000, actor_id=None):
+def purge_batch(batch_id, *, chunk_size=50_000, actor_id=None):
     """Delete one batch's registrations for good, chunk by chunk of ids, then mark it purged."""
     batch = db.session.get(DeletionBatch, batch_id)
     table, hidden = Registration.__table__, HiddenRegistration.__table__
@@ -298,11 +298,16 @@ def purge_batch(batch_id, *, chunk_size=10_000, actor_id=None):
             .where(hidden.c.batch_id == batch_id)).one()
     removed = 0
     for start in range(low or 0, (high or -1) + 1, chunk_size):
-        window = [table.c.id >= start, table.c.id < start + chunk_size]
-        removed += db.session.execute(delete(table).where(*window, *rows_of(batch, table.c))).rowcount
+        end = start + chunk_size
+        if batch.hides_by_filter:
+            chunk = [table.c.id >= start, table.c.id < end, *rows_of(batch, table.c)]
+        else:
+            # The range goes inside the subquery too, or each chunk reads all the batch's rows.
+            in_range = [hidden.c.batch_id == batch_id, hidden.c.registration_id >= start, hidden.c.registration_id < end]
+            chunk = [table.c.id.in_(select(hidden.c.registration_id).where(*in_range))]
+        removed += db.session.execute(delete(table).where(*chunk)).rowcount
         if not batch.hides_by_filter:
-            db.session.execute(delete(hidden).where(hidden.c.batch_id == batch_id, hidden.c.registration_id >= start,
-                                                    hidden.c.registration_id < start + chunk_size))
+            db.session.execute(delete(hidden).where(*in_range))
         db.session.commit()
     db.session.execute(delete(BatchException.__table__).where(BatchException.batch_id == batch_id))
     batch.status = "purged"

@@ -84,6 +84,9 @@ class Page:
     previous_cursor: str | None
 
 
+EMPTY_PAGE = Page(rows=[], next_cursor=None, previous_cursor=None)
+
+
 def encode_cursor(registration):
     """A stable position in (occurred_on, id) order."""
     return f"{registration.occurred_on.isoformat()}.{registration.id}"

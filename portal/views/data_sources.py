@@ -7,7 +7,7 @@ from werkzeug.datastructures import MultiDict
 
 from portal.extensions import db
 from portal.models import DataSource, Employee, Job, Organization, Suppression
-from portal.operations.listing import RegistrationFilter, count_matching, page_of_registrations
+from portal.operations.listing import EMPTY_PAGE, RegistrationFilter, count_matching, page_of_registrations
 from portal.queue import redis_connection
 from portal.selection import SelectionStore
 from portal.views.access import visible_data_source_or_404
@@ -56,7 +56,10 @@ def table_context(data_source, args):
     """Everything the registrations fragment shows: filter, page, selection (ValueError on a bad cursor)."""
     form, flt = filter_from_args(data_source, args)
     cursor = {key: args[key] for key in ("after", "before") if args.get(key)}
-    page = page_of_registrations(flt, current_app.config["PAGE_SIZE"], **cursor)
+    if data_source.registration_count:
+        page = page_of_registrations(flt, current_app.config["PAGE_SIZE"], **cursor)
+    else:
+        page = EMPTY_PAGE  # right after "delete all" the query would walk every hidden row to find none
     selection = None
     if current_user.can_change_data:
         store = SelectionStore(redis_connection(), current_user.id, data_source.id)

@@ -1,6 +1,7 @@
 """Template filters and globals for numbers and connector names."""
 
 from portal.connectors import connector_info, source_type_of
+from portal.jobs import JOB_LABELS
 
 
 def thousands(value):
@@ -22,3 +23,4 @@ def init_app(app):
     app.add_template_global(lambda c, t: source_type_of(c, t).label, "source_type_label")
     app.add_template_global(source_type_of)
     app.add_template_global(connector_info)
+    app.add_template_global(JOB_LABELS, "job_labels")
