@@ -25,7 +25,8 @@ from portal.extensions import db
 from portal.jobs import put_on_queue
 from portal.jobs.delete_all import delete_all, start_delete_all
 from portal.models import DataSource, DeletionBatch, Employee, HiddenRegistration, Job, Organization, Registration, Role, User
-from portal.operations.delete_all import DEFAULT_CHUNK, delete_all_registrations
+from portal.operations.delete_all import delete_all_registrations
+from portal.operations.deletion import PURGE_CHUNK as DEFAULT_CHUNK
 from portal.operations.deletion import purge_batch
 from portal.operations.listing import RegistrationFilter
 from portal.operations.progress import Progress

@@ -41,6 +41,7 @@ class Config:
     # Deletions up to this many rows run inside the request; bigger ones become jobs.
     INLINE_DELETE_LIMIT = int(os.environ.get("INLINE_DELETE_LIMIT", "5000"))
     DELETE_CHUNK_SIZE = int(os.environ.get("DELETE_CHUNK_SIZE", "10000"))
+    PURGE_CHUNK_SIZE = int(os.environ.get("PURGE_CHUNK_SIZE", "100000"))
     # Scheduled sync: every integration imports its last SYNC_DAYS days this often (0: off).
     SYNC_INTERVAL_SECONDS = int(os.environ.get("SYNC_INTERVAL_SECONDS", "900"))
     SYNC_DAYS = int(os.environ.get("SYNC_DAYS", "7"))

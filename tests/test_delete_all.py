@@ -141,7 +141,7 @@ def test_a_delete_all_job_shows_none_at_once_and_a_worker_killed_mid_purge_loses
     db.session.commit()
 
     get_queue().enqueue(purge_expired)
-    worker = start_worker(DELETE_CHUNK_SIZE="500")
+    worker = start_worker(PURGE_CHUNK_SIZE="500")
     deadline = time.monotonic() + 60
     while not 0 < physically(world.calls) < total:
         assert time.monotonic() < deadline and worker.poll() is None, "the purge never got going"
@@ -153,7 +153,7 @@ def test_a_delete_all_job_shows_none_at_once_and_a_worker_killed_mid_purge_loses
     assert db.session.get(DeletionBatch, batch.id).status == "deleted" and snapshot(world.deals) == other
 
     get_queue().enqueue(purge_expired)  # the next scheduled purge picks it up again
-    assert start_worker(burst=True).wait(120) == 0
+    assert start_worker(burst=True, PURGE_CHUNK_SIZE="500").wait(120) == 0
     db.session.expire_all()
     assert physically(world.calls) == 0 and db.session.get(DeletionBatch, batch.id).status == "purged"
     assert snapshot(world.deals) == other and db.session.get(DataSource, world.calls).registration_count == 0

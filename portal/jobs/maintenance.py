@@ -11,7 +11,9 @@ log = logging.getLogger(__name__)
 
 def purge_expired():
     """RQ entry point: physically remove deletion batches whose restore window has closed."""
-    purged = purge_expired_batches()
+    from flask import current_app
+
+    purged = purge_expired_batches(chunk_size=current_app.config["PURGE_CHUNK_SIZE"])
     log.info("Purged %s registrations past their restore window", purged)
     return {"purged": purged}
 

@@ -273,7 +273,11 @@ def restore_batch(batch_id, *, actor_id, reason=""):
     return restored
 
 
-def purge_expired_batches(*, now=None, chunk_size=50_000):
+# Rows a purge deletes per transaction: each chunk is one short index-range DELETE.
+PURGE_CHUNK = 100_000
+
+
+def purge_expired_batches(*, now=None, chunk_size=PURGE_CHUNK):
     """Physically remove batches past their restore window, in committed chunks by id range."""
     now = now or utcnow()
     purged = 0
@@ -285,7 +289,7 @@ def purge_expired_batches(*, now=None, chunk_size=50_000):
     return purged
 
 
-def purge_batch(batch_id, *, chunk_size=50_000, actor_id=None):
+def purge_batch(batch_id, *, chunk_size=PURGE_CHUNK, actor_id=None):
     """Delete one batch's registrations for good, chunk by chunk of ids, then mark it purged."""
     batch = db.session.get(DeletionBatch, batch_id)
     table, hidden = Registration.__table__, HiddenRegistration.__table__
