@@ -459,7 +459,7 @@ def report(results, args):
     print("raw DELETE runs: " + ", ".join(f"{s:.3f}" for s in results["raw"]) + " s")
     for key, label in (("visible", "shows none"), ("moved", "delete_all"), ("purge", "purge"), ("gone", "gone")):
         print(f"operation {label} runs: " + ", ".join(f"{run[key]:.3f}" for run in ops) + " s")
-    print(f"first page of the data source read as soon as the rows were hidden: 0 rows in "
+    print("first page of the data source read as soon as the rows were hidden: 0 rows in "
           + ", ".join(f"{run['page_seconds'] * 1000:.1f}" for run in ops) + " ms")
     for size, figures in memory.items():
         print(f"worker at {size:,} rows: work horse peak RSS (VmHWM) {figures['horse_peak_kb'] / 1024:.1f} MB, "
