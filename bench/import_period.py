@@ -105,9 +105,11 @@ def run(args, urls):
     vacuum(portal, "registration")
     full = import_in_child(args, urls["portal"], ids["full"], FIRST_DAY, date.fromordinal(last_day))
     same = same_rows(portal, ids["full"], ids["copy"], args.rows)
+    vacuum(portal, "registration")
+    again = import_in_child(args, urls["portal"], ids["full"], FIRST_DAY, date.fromordinal(last_day))
     portal.dispose()
     return {"rows": args.rows, "copy_seconds": copy_seconds, "copy_rss": copy_rss, "small": small, "full": full,
-            "same": same}
+            "again": again, "same": same}
 
 
 def prepare_portal(urls, args):
@@ -258,7 +260,7 @@ def peak_rss_mb():
 
 def report(results, args):
     rows, copy_seconds = results["rows"], results["copy_seconds"]
-    small, full = results["small"], results["full"]
+    small, full, again = results["small"], results["full"], results["again"]
     print(f"\nImporting {rows:,} rows from a PostgreSQL original database into the portal's PostgreSQL")
     print(f"(SQL connector page size: {args.page_size or 'default'}; every figure includes its commits)\n")
     header = (f"{'what':<46} {'rows':>10} {'seconds':>8} {'rows/s':>8} {'x COPY':>7} "
@@ -267,7 +269,8 @@ def report(results, args):
     print("-" * len(header))
     print(f"{'COPY (psycopg read + cursor.copy)':<46} {rows:>10,} {copy_seconds:>8.2f} {rows / copy_seconds:>8,.0f} "
           f"{1:>7.2f} {results['copy_rss']:>12.0f} {'':>14}")
-    for label, run_, n in [("import_period, first 80 days", small, SMALL_ROWS), ("import_period, all", full, rows)]:
+    for label, run_, n in [("import_period, first 80 days", small, SMALL_ROWS), ("import_period, all", full, rows),
+                           ("import_period, all again (nothing changed)", again, rows)]:
         scale = n / rows  # the ratio against COPY of the same number of rows
         upserts = run_["seconds"] - run_["removals_seconds"]
         print(f"{label:<46} {n:>10,} {run_['seconds']:>8.2f} {n / run_['seconds']:>8,.0f} "
@@ -299,6 +302,7 @@ def report(results, args):
     print(f"memory during the import: +{growth_small:.0f} MB at {SMALL_ROWS:,} rows, +{growth_full:.0f} MB at "
           f"{rows:,} rows ({'constant' if growth_full <= growth_small * 1.25 + 5 else 'GROWS with the rows'})")
     print(f"report of the full import: {full['report']}")
+    print(f"report of the same import again: {again['report']}")
     print(f"same rows as COPY wrote: {'yes' if results['same'] else 'NO'}")
 
 

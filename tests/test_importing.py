@@ -327,7 +327,7 @@ def test_an_import_stopped_by_an_error_here_closes_the_reader(app, world, monkey
         calls.append(1)
         raise RuntimeError("the portal's database went away")
 
-    monkeypatch.setattr(importing, "upsert_records", failing_upsert)
+    monkeypatch.setattr(importing, "upsert_batch", failing_upsert)
     with pytest.raises(RuntimeError, match="went away"):
         run_import(world.deals, Q1, reader=EndlessReader())
     assert calls == [1] and closed == [True]

@@ -9,13 +9,14 @@ import sqlalchemy as sa
 
 from portal.connectors import reader_for
 from portal.connectors.base import Period
+from portal.connectors.sql import SqlReader
 from portal.demo import sales_rows, write_source_database
 from portal.extensions import db
 from portal.models import AuditEvent, DataSource, DeletionBatch, Field, Organization, Registration
 from portal.operations.deletion import restore_batch
 from portal.operations.importing import import_period
 from portal.operations.listing import RegistrationFilter
-from portal.operations.progress import NO_PROGRESS
+from portal.operations.progress import NO_PROGRESS, Progress
 
 ROWS = sales_rows(today=date(2026, 12, 31))
 QUARTER = Period(date(2025, 1, 1), date(2025, 3, 31))
@@ -81,6 +82,53 @@ def test_rows_deleted_from_the_source_are_deleted_here_on_the_next_import(app, w
     assert run(ds).deleted_by_reconciliation == 0  # a second run finds nothing more
     restore_batch(batch.id, actor_id=world.lead)
     assert live(ds.id) == everything
+
+
+class RereadCountingReader(SqlReader):
+    """The real SQL connector, counting how often the reconciliation reads the source's ids again."""
+
+    def __init__(self):
+        self.rereads = 0
+
+    def existing_ids(self, config, period):
+        self.rereads += 1
+        yield from super().existing_ids(config, period)
+
+
+class PoolReplacingProgress(Progress):
+    """Replaces the engine's pool after the first batch, as a pool recycle or a reconnect does:
+    the next batch runs on another connection, which has none of the ids gathered so far."""
+
+    def __init__(self):
+        self.replaced = False
+
+    def update(self, done, total=None, cursor=None):
+        if done and not self.replaced:
+            db.session.commit()  # the batch (it would be committed next), so no connection is checked out
+            db.engine.dispose()  # closes the pooled ones: the next batch connects anew
+            self.replaced = True
+
+
+@pytest.mark.parametrize("db_backend", ["sqlite", "postgresql"])
+def test_reconciliation_uses_the_ids_the_import_read_and_reads_them_again_only_after_a_new_connection(
+        app, world, original):
+    ds = sql_source(original)
+    run(ds)
+    gone = in_quarter[:2]
+    source_execute(original, f"DELETE FROM sales WHERE id IN ({', '.join(map(str, gone))})")
+    reader = RereadCountingReader()
+    report = import_period(ds.id, QUARTER, reader=reader, progress=NO_PROGRESS, batch_size=40)
+    assert reader.rereads == 0  # the ids came from the import's own read
+    assert report.deleted_by_reconciliation == 2 and report.unchanged == len(in_quarter) - 2
+    assert live(ds.id) == {str(i) for i in in_quarter[2:]}
+
+    source_execute(original, f"DELETE FROM sales WHERE id = {in_quarter[2]}")
+    progress = PoolReplacingProgress()
+    report = import_period(ds.id, QUARTER, reader=reader, progress=progress, batch_size=40)
+    assert progress.replaced and reader.rereads == 1  # the gathered ids were incomplete: read again
+    assert report.deleted_by_reconciliation == 1  # not the ids of the batches after the new connection
+    assert live(ds.id) == {str(i) for i in in_quarter[3:]}
+    assert db.session.get(DataSource, ds.id).registration_count == len(in_quarter) - 3
 
 
 @pytest.mark.parametrize("db_backend", ["sqlite", "postgresql"])

@@ -13,7 +13,7 @@ class Period:
     end: date
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SourceRecord:
     """One registration as the original source has it, mapped to the portal's shape."""
 

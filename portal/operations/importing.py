@@ -5,7 +5,7 @@ import queue
 import threading
 from dataclasses import asdict, dataclass, field
 
-from sqlalchemy import String, any_, bindparam, func, select, text
+from sqlalchemy import String, any_, bindparam, exists, func, select, text
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 
@@ -15,7 +15,7 @@ from portal.models import DataSource, Employee, Registration, Suppression, utcno
 from portal.operations import audit
 from portal.operations.counting import adjust_registration_count
 from portal.operations.deletion import revive
-from portal.operations.reconciling import apply_source_deletions
+from portal.operations.reconciling import SourceIds, apply_source_deletions, reconciles
 from portal.operations.statements import is_postgresql
 
 BATCH_SIZE = 1000  # records per upsert and commit on SQLite
@@ -104,14 +104,17 @@ def import_period(data_source_id, period, *, reader, progress, actor_id=None, ba
         raise ImportRefused("The data source no longer exists.")
     report = ImportReport()
     directory = employee_directory(data_source)
-    batch_size = batch_size or (POSTGRESQL_BATCH_SIZE if is_postgresql() else BATCH_SIZE)
+    encode = is_postgresql()
+    batch_size = batch_size or (POSTGRESQL_BATCH_SIZE if encode else BATCH_SIZE)
+    source_ids = SourceIds() if reconciles(data_source) else None
     progress.update(0)
-    with _Prefetched(_batches(reader.read(config_of(data_source), period), batch_size)) as batches:
-        for records in batches:
-            upsert_records(data_source, records, directory, report, period=period)
+    pages = _batches(reader.read(config_of(data_source), period), batch_size)
+    with _Prefetched(pages, prepare=lambda records: Batch.of(records, period, encode)) as batches:
+        for batch in batches:
+            upsert_batch(data_source, batch, directory, report, source_ids)
             progress.update(report.seen, cursor={"period": [period.start.isoformat(), period.end.isoformat()]})
             db.session.commit()
-    apply_source_deletions(data_source, period, reader, config_of(data_source), report,
+    apply_source_deletions(data_source, period, reader, config_of(data_source), report, source_ids=source_ids,
                            confirmed=confirm_removals, restore_days=restore_days)
     audit.record("import", data_source, actor_id, count=report.new + report.updated,
                  details={"period": [period.start.isoformat(), period.end.isoformat()], **report.as_dict()})
@@ -137,16 +140,18 @@ def _batches(pages, size):
 
 
 class _Prefetched:
-    """Batches read by a thread one batch ahead, so that reading the source (its driver, the
-    connector's mapping) overlaps with writing the previous batch here. The thread touches
-    only the reader, never the session; an error in it is raised here, in the caller's thread.
+    """Batches read and prepared by a thread one batch ahead, so that reading the source (its
+    driver, the connector's mapping) and preparing the batch overlap with writing the
+    previous batch here. The thread touches only the reader and `prepare`, never the
+    session; an error in it is raised here, in the caller's thread.
     """
 
     _END = object()
 
-    def __init__(self, batches, depth=1):
+    def __init__(self, batches, prepare, depth=1):
         self._queue = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
+        self._prepare = prepare
         self._thread = threading.Thread(target=self._read, args=(batches,), name="import-reader", daemon=True)
 
     def __enter__(self):
@@ -169,7 +174,7 @@ class _Prefetched:
     def _read(self, batches):
         try:
             for batch in batches:
-                if not self._put(batch):
+                if not self._put(self._prepare(batch)):
                     return  # the caller stopped early: close the reader (its connections) below
             self._put(self._END)
         except BaseException as error:  # noqa: BLE001 - handed over to the caller's thread, raised there
@@ -193,26 +198,58 @@ def employee_directory(data_source):
     return EmployeeDirectory(data_source.organization_id, create_unknown=create)
 
 
+@dataclass
+class Batch:
+    """A batch of the source's records made ready for the upsert, without the database."""
+
+    records: dict  # external id -> the source's last record for it
+    failures: list  # (external id, reason) of the records that cannot be imported
+    values_json: dict | None = None  # external id -> its values as JSON text, for PostgreSQL's COPY
+
+    @classmethod
+    def of(cls, records, period=None, encode=False):
+        latest, failures = {}, []
+        for record in records:
+            if not record.external_id:
+                failures.append(("", "The record has no id."))
+            elif period and not (period.start <= record.occurred_on <= period.end):
+                failures.append((record.external_id, f"Its date {record.occurred_on} is outside the period."))
+            else:
+                latest[record.external_id] = record  # the source's last word on a repeated id wins
+        values_json = {key: json.dumps(record.values) for key, record in latest.items()} if encode else None
+        return cls(latest, failures, values_json)
+
+
 def upsert_records(data_source, records, directory, report, period=None):
     """Insert new and update changed registrations of one batch in one statement; skip suppressed."""
-    latest = {}
-    for record in records:
-        if not record.external_id:
-            report.fail("", "The record has no id.")
-        elif period and not (period.start <= record.occurred_on <= period.end):
-            report.fail(record.external_id, f"Its date {record.occurred_on} is outside the period.")
-        else:
-            latest[record.external_id] = record  # the source's last word on a repeated id wins
-    if not latest:
+    upsert_batch(data_source, Batch.of(records, period, encode=is_postgresql()), directory, report)
+
+
+def upsert_batch(data_source, batch, directory, report, source_ids=None):
+    """Upsert a prepared batch; its ids are added to source_ids (the import's, for reconciling)."""
+    for external_id, reason in batch.failures:
+        report.fail(external_id, reason)
+    if not batch.records:
         return
-    ids = list(latest)
-    suppressed = set(db.session.scalars(select(Suppression.external_id).where(
-        Suppression.data_source_id == data_source.id, _text_in(Suppression.external_id, ids))))
+    suppressed = _suppressed(data_source, list(batch.records))
     if is_postgresql():
-        existing = _upsert_staged(data_source, latest, suppressed, directory, report)
+        existing = _upsert_staged(data_source, batch, suppressed, directory, report, source_ids)
+        if source_ids is not None:
+            source_ids.add(suppressed)  # the staged ones were added by the upsert itself
     else:
-        existing = _upsert_compared(data_source, latest, suppressed, directory, report)
+        existing = _upsert_compared(data_source, batch.records, suppressed, directory, report)
+        if source_ids is not None:
+            source_ids.add(list(batch.records))
     report.revived += revive(data_source.id, [e for e in existing if e not in suppressed])
+
+
+def _suppressed(data_source, external_ids):
+    """The ids among these that the data source keeps deleted (one probe when it keeps none)."""
+    keeps_any = db.session.scalar(select(exists().where(Suppression.data_source_id == data_source.id)))
+    if not keeps_any:
+        return set()
+    return set(db.session.scalars(select(Suppression.external_id).where(
+        Suppression.data_source_id == data_source.id, _text_in(Suppression.external_id, external_ids))))
 
 
 def _text_in(column, values):
@@ -265,8 +302,8 @@ COPY_STAGING = f'COPY {STAGING} (external_id, occurred_on, employee_id, "values"
 # from statistics, which do not know a data source being imported for the first time: the
 # planner then walks all of the data source's rows by ix_registration_page for every batch,
 # and the import becomes quadratic (measured: 50,000 rows in 52 s; 200,000 in 690 s).
-UPSERT_STAGED = text(f"""
-WITH staged AS (DELETE FROM {STAGING} RETURNING *),
+UPSERT_STAGED = f"""
+WITH staged AS (DELETE FROM {STAGING} RETURNING *),{{add_ids}}
 upserted AS (
     INSERT INTO registration AS r (data_source_id, external_id, occurred_on, employee_id, "values", updated_at)
     SELECT :data_source_id, external_id, occurred_on, employee_id, "values", :now FROM staged
@@ -278,20 +315,23 @@ upserted AS (
     RETURNING r.external_id, r.xmax = 0 AS inserted
 )
 SELECT count(*), coalesce(array_agg(external_id) FILTER (WHERE inserted), ARRAY[]::VARCHAR[]) FROM upserted
-""")
+"""
+UPSERT = text(UPSERT_STAGED.format(add_ids=""))
+UPSERT_ADDING_IDS = text(UPSERT_STAGED.format(add_ids=f"\nadded AS ({SourceIds.ADD_STAGED}),"))
 
 
-def _upsert_staged(data_source, latest, suppressed, directory, report):
+def _upsert_staged(data_source, batch, suppressed, directory, report, source_ids=None):
     """PostgreSQL: COPY the batch into a temporary table, then upsert it from there in one
-    statement that counts the new and the changed. Returns the external ids that were registrations already.
+    statement that counts the new and the changed (and adds the ids to source_ids).
+    Returns the external ids that were registrations already.
     """
     rows = []
-    for external_id, record in latest.items():
+    for external_id, record in batch.records.items():
         if external_id in suppressed:
             report.skipped_suppressed += 1
             continue
         employee_id = directory.resolve(record.employee_email, record.employee_name, report)
-        rows.append((external_id, record.occurred_on, employee_id, json.dumps(record.values)))
+        rows.append((external_id, record.occurred_on, employee_id, batch.values_json[external_id]))
     if not rows:
         return []
     connection = db.session.connection()
@@ -299,7 +339,8 @@ def _upsert_staged(data_source, latest, suppressed, directory, report):
     with connection.connection.driver_connection.cursor() as cursor, cursor.copy(COPY_STAGING) as copy:
         for row in rows:
             copy.write_row(row)
-    written, inserted = connection.execute(UPSERT_STAGED, {"data_source_id": data_source.id, "now": utcnow()}).one()
+    statement = UPSERT_ADDING_IDS if source_ids is not None and source_ids.still_here() else UPSERT
+    written, inserted = connection.execute(statement, {"data_source_id": data_source.id, "now": utcnow()}).one()
     report.new += len(inserted)
     report.updated += written - len(inserted)
     report.unchanged += len(rows) - written
