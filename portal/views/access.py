@@ -2,9 +2,10 @@
 
 from flask import abort
 from flask_login import current_user
+from sqlalchemy import select
 
 from portal.extensions import db
-from portal.models import DataSource
+from portal.models import DataSource, Organization
 
 
 def visible_data_source_or_404(data_source_id):
@@ -19,3 +20,21 @@ def require_change_permission():
     """Viewers may look but not change anything."""
     if not current_user.can_change_data:
         abort(403)
+
+
+def organization_shown(organization_id):
+    """The user's own organization; support staff pick one (the first by name if they have not)."""
+    if organization_id is None and current_user.is_support:
+        organization_id = db.session.scalar(select(Organization.id).order_by(Organization.name).limit(1))
+    organization_id = organization_id or current_user.organization_id
+    organization = db.session.get(Organization, organization_id) if organization_id else None
+    if organization is None or not current_user.can_see(organization.id):
+        abort(404)
+    return organization
+
+
+def organizations_to_choose(organization):
+    """Every organization by name for support staff's choice; just the user's own for everyone else."""
+    if not current_user.is_support:
+        return [organization]
+    return db.session.scalars(select(Organization).order_by(Organization.name)).all()

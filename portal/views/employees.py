@@ -2,12 +2,10 @@
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
-from sqlalchemy import select
-
 from portal.extensions import db
-from portal.models import Employee, Organization
+from portal.models import Employee
 from portal.operations.employees import deactivate_employee, employees_with_counts, reactivate_employee
-from portal.views.access import require_change_permission
+from portal.views.access import organization_shown, organizations_to_choose, require_change_permission
 from portal.views.rendering import render_page_or_fragment, wants_fragment
 
 bp = Blueprint("employees", __name__, url_prefix="/employees")
@@ -23,7 +21,7 @@ def require_login():
 def index():
     """The organization's employees with status and registration counts (support staff choose one)."""
     organization = organization_shown(request.args.get("organization", type=int))
-    organizations = all_organizations() if current_user.is_support else [organization]
+    organizations = organizations_to_choose(organization)
     return render_page_or_fragment("employees/index.html", "employees/_list.html", organization=organization,
                                    organizations=organizations, rows=employees_with_counts(organization.id))
 
@@ -62,19 +60,3 @@ def visible_employee_or_404(employee_id):
     if employee is None or not current_user.can_see(employee.organization_id):
         abort(404)
     return employee
-
-
-def organization_shown(organization_id):
-    """The user's own organization; support staff pick one (the first by name if they have not)."""
-    if organization_id is None and current_user.is_support:
-        organization_id = db.session.scalar(select(Organization.id).order_by(Organization.name).limit(1))
-    organization_id = organization_id or current_user.organization_id
-    organization = db.session.get(Organization, organization_id) if organization_id else None
-    if organization is None or not current_user.can_see(organization.id):
-        abort(404)
-    return organization
-
-
-def all_organizations():
-    """Every organization by name, for support staff's choice."""
-    return db.session.scalars(select(Organization).order_by(Organization.name)).all()
