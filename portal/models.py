@@ -295,6 +295,8 @@ class Job(db.Model):
     cursor: Mapped[dict] = mapped_column(JSON, default=dict)
     error: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Set when someone cancels a running job; the job stops at its next checkpoint.
+    cancel_requested_at: Mapped[datetime | None] = mapped_column(DateTime)
     # Set to "data_source:<id>" while an exclusive job is queued or running: the unique
     # constraint makes "one destructive job per data source" hold across every process.
     lock_key: Mapped[str | None] = mapped_column(String(100), unique=True)

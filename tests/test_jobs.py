@@ -64,16 +64,16 @@ def test_a_failing_job_marks_its_row_failed_with_the_error(app, world):
 
 
 def test_one_exclusive_job_per_data_source(app, world):
-    first = enqueue(recount, "delete_all", organization_id=world.acme, data_source_id=world.calls, exclusive=True)
+    first = enqueue(recount, "delete_all", organization_id=world.acme, data_source_id=world.calls)
     with pytest.raises(JobAlreadyRunning) as refused:
-        enqueue(recount, "import", organization_id=world.acme, data_source_id=world.calls, exclusive=True)
+        enqueue(recount, "import", organization_id=world.acme, data_source_id=world.calls)
     assert "already running" in str(refused.value)
     assert refused.value.job.id == first.id
-    other = enqueue(recount, "import", organization_id=world.acme, data_source_id=world.deals, exclusive=True)
+    other = enqueue(recount, "import", organization_id=world.acme, data_source_id=world.deals)
     run_queued_jobs()
     db.session.expire_all()
     assert db.session.get(Job, first.id).lock_key is None
-    enqueue(recount, "import", organization_id=world.acme, data_source_id=world.calls, exclusive=True)
+    enqueue(recount, "import", organization_id=world.acme, data_source_id=world.calls)
     assert other.id
 
 

@@ -7,6 +7,7 @@ import uuid
 
 from flask import current_app
 from rq import Retry, get_current_job
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from portal.extensions import db
@@ -21,6 +22,13 @@ log = logging.getLogger(__name__)
 JOB_LABELS = {"delete_all": "Delete all registrations", "delete_selected": "Delete selected registrations",
               "restore": "Restore registrations", "delete_data_source": "Delete data source",
               "recount": "Recount registrations", "import": "Import"}
+
+# Kinds that hold their data source while queued or running: one of them per data source at a time.
+EXCLUSIVE_KINDS = frozenset({"delete_all", "delete_selected", "restore", "delete_data_source", "import"})
+
+
+class JobCanceled(Exception):
+    """Someone canceled the running job; raised at its next checkpoint, before that chunk commits."""
 
 
 class JobAlreadyRunning(Exception):
@@ -37,9 +45,9 @@ def lock_key_for(data_source_id):
     return f"data_source:{data_source_id}"
 
 
-def enqueue(func, kind, *, organization_id, data_source_id=None, requested_by_id=None,
-            params=None, exclusive=False):
+def enqueue(func, kind, *, organization_id, data_source_id=None, requested_by_id=None, params=None):
     """Write the Job row, then put the job on the queue; refuse if the data source is busy."""
+    exclusive = kind in EXCLUSIVE_KINDS
     job = Job(
         id=uuid.uuid4().hex,
         kind=kind,
@@ -58,7 +66,7 @@ def enqueue(func, kind, *, organization_id, data_source_id=None, requested_by_id
     try:
         put_on_queue(func, job.id)
     except Exception as exc:
-        _finish(job, JobStatus.FAILED, error=f"Could not queue the job: {exc}")
+        finish(job, JobStatus.FAILED, error=f"Could not queue the job: {exc}")
         raise
     return job
 
@@ -89,7 +97,14 @@ class JobProgress(Progress):
         self.job = job
 
     def update(self, done, total=None, cursor=None):
-        """Record progress on the row; it is committed together with the work it describes."""
+        """Record progress on the row; it is committed together with the work it describes.
+
+        This is the job's checkpoint: if someone has canceled it, it stops here (JobCanceled),
+        and the chunk this progress belongs to is rolled back.
+        """
+        canceled = db.session.scalar(select(Job.cancel_requested_at).where(Job.id == self.job.id))
+        if canceled is not None:
+            raise JobCanceled()
         self.job.progress_done = done
         if total is not None:
             self.job.progress_total = total
@@ -128,6 +143,11 @@ def tracked(func=None, *, on_failure=None):
         db.session.commit()
         try:
             counts = func(job, JobProgress(job))
+        except JobCanceled:
+            db.session.rollback()
+            log.info("Job %s stopped: canceled", job_id)
+            fail(job, "Canceled while it ran; what it had finished before stays.", on_failure, JobStatus.CANCELED)
+            return job.counts  # not an error for RQ: no retry
         except Exception as exc:
             db.session.rollback()
             rq_job = get_current_job()
@@ -141,21 +161,21 @@ def tracked(func=None, *, on_failure=None):
                 fail(job, error, on_failure)
             raise
         job.counts = counts or {}
-        _finish(job, JobStatus.FINISHED)
+        finish(job, JobStatus.FINISHED)
         return job.counts
 
     run.on_failure = on_failure
     return run
 
 
-def fail(job, error, on_failure=None):
-    """Give up on a job: leave its data consistent, then close the row."""
+def fail(job, error, on_failure=None, status=JobStatus.FAILED):
+    """Give up on a job: leave its data consistent, then close the row (failed, or canceled)."""
     if on_failure:
         on_failure(job, error)
-    _finish(job, JobStatus.FAILED, error=error)
+    finish(job, status, error=error)
 
 
-def _finish(job, status, error=None):
+def finish(job, status, error=None):
     """Close the row and release the data source's lock."""
     job.status = status
     job.error = error

@@ -39,7 +39,6 @@ def start_delete_all(data_source, user, reason="", suppress=False):
         delete_all, "delete_all",
         organization_id=data_source.organization_id, data_source_id=data_source.id, requested_by_id=user.id,
         params={"reason": reason, "suppress": suppress, "restore_days": current_app.config["RESTORE_WINDOW_DAYS"]},
-        exclusive=True,
     )
 
 
@@ -50,5 +49,4 @@ def start_delete_source(data_source, user, reason=""):
         delete_source, "delete_data_source",
         organization_id=data_source.organization_id, data_source_id=data_source.id, requested_by_id=user.id,
         params={"data_source_id": data_source.id, "name": data_source.name, "reason": reason},
-        exclusive=True,
     )

@@ -39,7 +39,6 @@ def start_delete_selection(data_source, user, selection, expected_count, reason,
         organization_id=data_source.organization_id, data_source_id=data_source.id, requested_by_id=user.id,
         params={"selection": selection.to_dict(), "expected_count": expected_count, "reason": reason,
                 "suppress": suppress, "restore_days": current_app.config["RESTORE_WINDOW_DAYS"]},
-        exclusive=True,
     )
 
 
@@ -49,5 +48,4 @@ def start_restore(data_source, user, batch, reason=""):
         restore, "restore",
         organization_id=data_source.organization_id, data_source_id=data_source.id, requested_by_id=user.id,
         params={"batch_id": batch.id, "count": batch.count, "reason": reason},
-        exclusive=True,
     )

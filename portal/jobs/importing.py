@@ -41,5 +41,4 @@ def start_import(data_source, user, period, confirm_removals=False):
         requested_by_id=user.id if user else None,
         params={"start": period.start.isoformat(), "end": period.end.isoformat(), "connector": data_source.connector,
                 "confirm_removals": confirm_removals},
-        exclusive=True,
     )

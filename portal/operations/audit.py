@@ -45,6 +45,7 @@ ACTION_GROUPS = {
         "delete_data_source", "reconcile", "remove_suppression")),
     "imports": ("Imports and additions", ("import", "manual_import", "add_registration")),
     "employees": ("Employee changes", ("deactivate_employee", "reactivate_employee")),
+    "jobs": ("Jobs retried or canceled", ("retry_job", "cancel_job")),
 }
 
 

@@ -1,20 +1,83 @@
-"""The progress partial of a background job, polled by htmx while the job runs."""
+"""Background jobs: the progress partial polled by htmx, the list, and retrying or canceling one."""
 
-from flask import Blueprint, abort
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
+from sqlalchemy import select
 
 from portal.extensions import db
-from portal.models import Job
-from portal.views.rendering import render_page_or_fragment
+from portal.jobs import JobAlreadyRunning
+from portal.jobs.control import JobControlRefused, cancel, label, retry
+from portal.models import ACTIVE_JOB_STATUSES, Job, JobStatus
+from portal.views.access import organization_shown, organizations_to_choose, require_change_permission
+from portal.views.errors import message_response
+from portal.views.rendering import render_page_or_fragment, wants_fragment
 
 bp = Blueprint("jobs", __name__, url_prefix="/jobs")
 
+LISTED = 100
+STATUS_FILTERS = {"failed": (JobStatus.FAILED,), "active": ACTIVE_JOB_STATUSES}
+
+
+@bp.before_request
+@login_required
+def require_login():
+    """Every page here needs a logged-in user."""
+
+
+@bp.get("")
+def index():
+    """The organization's most recent jobs, newest first; support staff choose the organization."""
+    organization = organization_shown(request.args.get("organization", type=int))
+    status = request.args.get("status") or None
+    if status is not None and status not in STATUS_FILTERS:
+        return message_response(f"There is no job status {status!r} to show; choose one from the list.", 400)
+    query = select(Job).where(Job.organization_id == organization.id)
+    if status:
+        query = query.where(Job.status.in_(STATUS_FILTERS[status]))
+    jobs = db.session.scalars(query.order_by(Job.created_at.desc(), Job.id.desc()).limit(LISTED)).all()
+    return render_page_or_fragment("jobs/index.html", "jobs/_all.html", jobs=jobs, organization=organization,
+                                   organizations=organizations_to_choose(organization), status=status, listed=LISTED)
+
 
 @bp.get("/<job_id>")
-@login_required
 def show(job_id):
     """The job's status and progress; the fragment stops polling once the job has ended."""
+    return render_page_or_fragment("jobs/show.html", "jobs/_job.html", job=visible_job_or_404(job_id))
+
+
+@bp.post("/<job_id>/retry")
+def retry_job(job_id):
+    """Run a failed job again from where it stopped."""
+    return _control(job_id, retry, "Retrying “{label}”: it is back on the queue.")
+
+
+@bp.post("/<job_id>/cancel")
+def cancel_job(job_id):
+    """Cancel a queued job, or stop a running import at its next batch."""
+    return _control(job_id, cancel, "“{label}” is canceled.", "“{label}” stops after the batch it is on.")
+
+
+def _control(job_id, action, done_message, later_message=None):
+    job = visible_job_or_404(job_id)
+    require_change_permission()
+    reason = (request.headers.get("HX-Prompt") or request.form.get("reason") or "").strip()[:1000]
+    if current_user.is_support and not reason:
+        return message_response("Support staff must give a reason; it is kept in the audit log.", 422)
+    try:
+        outcome = action(job, actor_id=current_user.id, reason=reason)
+    except (JobControlRefused, JobAlreadyRunning) as refused:
+        return message_response(str(refused), 422)
+    message = (later_message if outcome is False else done_message).format(label=label(job))
+    if wants_fragment():
+        db.session.refresh(job)
+        return render_template("jobs/_job.html", job=job, message=message)
+    flash(message, "success")
+    return redirect(request.form.get("next") or url_for("jobs.show", job_id=job.id))
+
+
+def visible_job_or_404(job_id):
+    """The job if the current user may see its organization; a 404 otherwise, never a 403."""
     job = db.session.get(Job, job_id)
     if job is None or not current_user.can_see(job.organization_id):
         abort(404)
-    return render_page_or_fragment("jobs/show.html", "jobs/_job.html", job=job)
+    return job
