@@ -55,8 +55,8 @@ def register_security(app):
 
 def register_blueprints(app):
     """Mount one blueprint per area of the portal."""
-    from portal.views import (audit_log, auth, capabilities, data_sources, delete_all, deletion, employees, errors,
-                              importing, jobs, manual, selection, webhooks)
+    from portal.views import (api, audit_log, auth, capabilities, data_sources, delete_all, deletion, employees,
+                              errors, importing, jobs, manual, selection, webhooks)
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(data_sources.bp)
@@ -70,6 +70,7 @@ def register_blueprints(app):
     app.register_blueprint(employees.bp)
     app.register_blueprint(manual.bp)
     app.register_blueprint(audit_log.bp)
+    app.register_blueprint(api.bp)
     errors.init_app(app)
 
 

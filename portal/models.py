@@ -270,6 +270,25 @@ class Suppression(db.Model):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
+class ApiToken(db.Model):
+    """A secret that lets a program send registrations to one manual data source's JSON API.
+
+    Only a SHA-256 digest of the token is kept (the token itself is shown once, when it is
+    created); `prefix` is its first characters, so people can tell their tokens apart.
+    """
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    data_source_id: Mapped[int] = mapped_column(ForeignKey("data_source.id", ondelete="CASCADE"), index=True)
+    token_digest: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    created_by: Mapped[User | None] = relationship()
+
+
 class Job(db.Model):
     """Durable record of a background job, keyed by its RQ job id; the truth about it."""
 

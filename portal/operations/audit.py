@@ -46,6 +46,7 @@ ACTION_GROUPS = {
     "imports": ("Imports and additions", ("import", "manual_import", "add_registration")),
     "employees": ("Employee changes", ("deactivate_employee", "reactivate_employee")),
     "jobs": ("Jobs retried or canceled", ("retry_job", "cancel_job")),
+    "tokens": ("API tokens", ("create_api_token", "revoke_api_token")),
 }
 
 

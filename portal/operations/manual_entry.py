@@ -151,6 +151,81 @@ def add_registration(data_source, values, actor_id):
     return record.external_id
 
 
+API_ITEM_KEYS = ("external_id", "date", "employee_email", "employee_name", "values")
+
+
+def records_from_json(data_source, items):
+    """Records from the JSON API's registrations, and [{index, external_id, reason}] for the bad ones.
+
+    Each item is an object: external_id (required: what makes sending it again change nothing),
+    date, optionally employee_email and employee_name, and values, an object of field key ->
+    number, text, true/false or null. Values are checked by the data source's field types, as a
+    CSV file's cells are.
+    """
+    converter = RowConverter(data_source)
+    fields = {f.key for f in converter.fields}
+    records, problems, indexes = [], [], {}
+    for index, item in enumerate(items):
+        if isinstance(item, dict) and isinstance(item.get("external_id"), (str, int)):
+            indexes.setdefault(str(item["external_id"]).strip(), []).append(index)
+    for index, item in enumerate(items):
+        reasons, raw, external_id = [], {}, ""
+        if not isinstance(item, dict):
+            problems.append({"index": index, "external_id": None, "reason": "A registration must be a JSON object."})
+            continue
+        unknown = sorted(set(item) - set(API_ITEM_KEYS))
+        if unknown:
+            reasons.append(f"Unknown key{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; a "
+                           f"registration has {', '.join(API_ITEM_KEYS)}.")
+        external_id = item.get("external_id")
+        if isinstance(external_id, bool) or not isinstance(external_id, (str, int)) or not str(external_id).strip():
+            reasons.append("It needs an external_id (text or a whole number), so that sending it again "
+                           "changes nothing.")
+            external_id = ""
+        external_id = str(external_id).strip()
+        raw["external_id"] = external_id
+        for key in ("date", "employee_email", "employee_name"):
+            value = item.get(key)
+            if value is not None and not isinstance(value, str):
+                reasons.append(f"{key} must be text.")
+            raw[key] = value or ""
+        values = item.get("values", {})
+        if not isinstance(values, dict):
+            reasons.append("values must be an object of field key -> value.")
+            values = {}
+        for key, value in values.items():
+            if key not in fields:
+                reasons.append(f"“{_shown(str(key))}” is not a field of this data source; its fields are: "
+                               f"{', '.join(sorted(fields)) or 'none'}.")
+            elif isinstance(value, (dict, list)):
+                reasons.append(f"The value of {key} must be a number, text, true, false or null.")
+            else:
+                raw[key] = _json_cell(value)
+        if not reasons:
+            record, errors = converter.convert(raw)
+            reasons += [_with_label(converter.label_of(column), message) for column, message in errors.items()]
+        if external_id and len(indexes.get(external_id, ())) > 1:
+            at = ", ".join(str(i) for i in indexes[external_id])
+            reasons.append(f"The external id “{_shown(external_id)}” is at indexes {at}; each registration "
+                           "needs its own.")
+        if reasons:
+            problems.append({"index": index, "external_id": external_id or None, "reason": " ".join(reasons)})
+        else:
+            records.append(record)
+    return records, problems
+
+
+def _json_cell(value):
+    """A JSON value as the text a CSV cell would hold."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return json.dumps(value)
+    return str(value)
+
+
 def template_header(data_source):
     """The header row of a CSV file for this data source, for people to fill in."""
     return ["external_id", "date", "employee_email"] + [f.key for f in data_source.fields]

@@ -7,6 +7,7 @@ from werkzeug.datastructures import MultiDict
 
 from portal.extensions import db
 from portal.models import DataSource, Employee, Job, Organization, Suppression
+from portal.operations.api_tokens import live_tokens
 from portal.operations.listing import EMPTY_PAGE, RegistrationFilter, count_matching, page_of_registrations
 from portal.queue import redis_connection
 from portal.selection import SelectionStore
@@ -49,7 +50,8 @@ def settings(data_source_id):
     """Name, connector settings (secrets never shown) and fields."""
     data_source = visible_data_source_or_404(data_source_id)
     return render_template("data_sources/settings.html", data_source=data_source,
-                           suppressions=suppressed_external_ids(data_source.id), jobs=recent_jobs(data_source.id))
+                           suppressions=suppressed_external_ids(data_source.id), jobs=recent_jobs(data_source.id),
+                           api_tokens=live_tokens(data_source.id) if data_source.is_manual else [])
 
 
 def table_context(data_source, args):

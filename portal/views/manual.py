@@ -13,6 +13,7 @@ from wtforms.widgets import DateInput, NumberInput
 
 from portal.extensions import db
 from portal.jobs import JobAlreadyRunning, exclusive_job_for
+from portal.operations.api_tokens import create_token, revoke_token
 from portal.operations.importing import ImportRefused
 from portal.operations.manual_entry import (NONE_IF_ERRORS, VALID_ROWS, ImportFailed,
                                             RegistrationRejected, add_registration, import_rows, parse_csv,
@@ -115,6 +116,34 @@ def csv_template(data_source_id):
     response.headers["Content-Type"] = "text/csv; charset=utf-8"
     response.headers["Content-Disposition"] = "attachment; filename=registrations.csv"
     return response
+
+
+@bp.post("/api-tokens")
+def create_api_token(data_source_id):
+    """A new token for the JSON API, shown on this page once and never again."""
+    data_source = manual_data_source_or_404(data_source_id)
+    require_change_permission()
+    row, token = create_token(data_source, current_user.id)
+    response = make_response(render_template("manual/api_token.html", data_source=data_source, row=row, token=token,
+                                             api_url=url_for("api.add_registrations", data_source_id=data_source.id,
+                                                             _external=True)))
+    response.headers["Cache-Control"] = "no-store"  # the token is on this page only
+    return response
+
+
+@bp.post("/api-tokens/<int:token_id>/revoke")
+def revoke_api_token(data_source_id, token_id):
+    """Stop a token working at once."""
+    data_source = manual_data_source_or_404(data_source_id)
+    require_change_permission()
+    reason = request.form.get("reason", "").strip()[:1000]
+    if current_user.is_support and not reason:
+        return message_response("Support staff must give a reason for revoking a token; it is kept in the audit "
+                                "log.", 422)
+    if not revoke_token(data_source, token_id, current_user.id, reason):
+        return message_response("That token is not one of this data source's working tokens.", 404)
+    flash("The token is revoked: programs using it are refused from now on.", "success")
+    return redirect(url_for("data_sources.settings", data_source_id=data_source.id, _anchor="api"))
 
 
 def manual_data_source_or_404(data_source_id):
