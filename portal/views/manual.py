@@ -21,6 +21,7 @@ from portal.operations.manual_entry import (NONE_IF_ERRORS, VALID_ROWS, ImportFa
 from portal.views.access import require_change_permission, visible_data_source_or_404
 from portal.views.data_sources import organization_employees
 from portal.views.errors import message_response
+from portal.views.rendering import wants_fragment
 
 bp = Blueprint("manual", __name__, url_prefix="/data-sources/<int:data_source_id>")
 
@@ -143,7 +144,11 @@ def revoke_api_token(data_source_id, token_id):
     if not revoke_token(data_source, token_id, current_user.id, reason):
         return message_response("That token is not one of this data source's working tokens.", 404)
     flash("The token is revoked: programs using it are refused from now on.", "success")
-    return redirect(url_for("data_sources.settings", data_source_id=data_source.id, _anchor="api"))
+    settings = url_for("data_sources.settings", data_source_id=data_source.id)
+    if wants_fragment():
+        # htmx asked, after its confirmation: load the settings again (an #anchor would only scroll).
+        return "", 204, {"HX-Redirect": settings}
+    return redirect(settings + "#api")
 
 
 def manual_data_source_or_404(data_source_id):
