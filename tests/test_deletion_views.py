@@ -242,3 +242,47 @@ def test_concurrent_ticks_lose_none(app, client, lead, world):
     with ThreadPoolExecutor(max_workers=6) as pool:
         assert set(pool.map(tick_one, ids)) == {200}
     assert "12 selected" in client.get(f"/data-sources/{world.calls}").get_data(as_text=True)
+
+
+@pytest.mark.parametrize("db_backend", ["sqlite", "postgresql"])
+def test_the_dialog_says_how_many_ticked_ones_the_sql_source_still_has(request, db_backend, client, lead, world,
+                                                                        tmp_path):
+    from datetime import date
+
+    from portal.connectors.base import Period
+    from portal.connectors.sql import SqlReader
+    from portal.demo import sales_rows, write_source_database
+    from portal.operations.importing import import_period
+    from portal.operations.progress import NO_PROGRESS
+
+    rows = sales_rows(today=date(2025, 12, 31))
+    # The original: a SQLite file, or a table beside the portal's in PostgreSQL.
+    url = request.getfixturevalue("postgres_url") if db_backend == "postgresql" else \
+        f"sqlite:///{tmp_path / 'original.sqlite3'}"
+    write_source_database(url, rows)
+    ds = DataSource(organization_id=world.acme, name="Sales", connector="sql", source_type="table",
+                    settings={"table": "sales", "id_column": "id", "date_column": "sold_at",
+                              "employee_column": "employee_email"}, secrets={"url": url})
+    db.session.add(ds)
+    db.session.commit()
+    import_period(ds.id, Period(date(2025, 1, 1), date(2025, 3, 31)), reader=SqlReader(), progress=NO_PROGRESS)
+    first, second, third = db.session.scalars(sa.select(Registration.external_id).where(
+        Registration.data_source_id == ds.id).order_by(Registration.id).limit(3)).all()
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"DELETE FROM sales WHERE id = {int(first)}"))  # gone at the source only
+    for registration_id in reg_ids(ds.id, first, second, third):
+        tick(client, lead, ds.id, registration_id)
+    text = client.get(f"/data-sources/{ds.id}/delete/confirm", headers=lead.htmx_headers()).get_data(as_text=True)
+    assert 'data-at-source="2"' in text and "2 of the 3 registrations are still in the original database." in text
+
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"DELETE FROM sales WHERE id IN ({int(second)}, {int(third)})"))
+    text = client.get(f"/data-sources/{ds.id}/delete/confirm", headers=lead.htmx_headers()).get_data(as_text=True)
+    assert "None of them are in the original database any more." in text
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE sales"))  # the source is unreadable: the dialog still opens, without the line
+    engine.dispose()
+    response = client.get(f"/data-sources/{ds.id}/delete/confirm", headers=lead.htmx_headers())
+    assert response.status_code == 200 and "data-at-source" not in response.get_data(as_text=True)
+    assert "Delete 3 registrations" in response.get_data(as_text=True)

@@ -180,6 +180,19 @@ class SqlReader:
                 for rows in result.partitions():
                     yield [_external_id(row[0], source.id_column) for row in rows]
 
+    def count_existing(self, config: ConnectorConfig, external_ids):
+        """How many of these external ids the source still has (whatever their dates)."""
+        settings = SqlSettings.from_settings(config.settings)
+        wanted = sorted({str(e) for e in external_ids})
+        if not wanted:
+            return 0
+        with _connected(config) as conn:
+            source = _Source.open(conn, settings)
+            # Compared as text, as external ids are: an integer id column matches "90001".
+            as_text = sa.cast(source.columns[source.id_column], sa.String)
+            return sum(conn.scalar(sa.select(sa.func.count()).where(as_text.in_(wanted[start:start + 500])))
+                       for start in range(0, len(wanted), 500))
+
     def check(self, config: ConnectorConfig):
         """Connect, check the settings against the source and return its column names."""
         settings = SqlSettings.from_settings(config.settings)

@@ -16,6 +16,7 @@ from portal.operations.deletion import (
     summarize,
 )
 from portal.extensions import db
+from portal.operations.source_check import still_at_source
 from portal.queue import redis_connection
 from portal.selection import SelectionStore
 from portal.views.access import require_change_permission, visible_data_source_or_404
@@ -38,9 +39,12 @@ def confirm(data_source_id):
     data_source, selection = _selection(data_source_id)
     if selection.is_empty:
         return message_response("Nothing is selected: tick the registrations to delete first.", 422)
-    summary = summarize(selection.as_operation_selection())
+    operation_selection = selection.as_operation_selection()
+    summary = summarize(operation_selection)
+    warning = connector_warning(data_source)
     return render_template("deletion/_confirm.html", data_source=data_source, summary=summary,
-                           stored=selection, warning=connector_warning(data_source))
+                           stored=selection, warning=warning,
+                           at_source=still_at_source(data_source, operation_selection) if warning else None)
 
 
 @bp.post("/delete")
