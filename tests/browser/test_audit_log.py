@@ -22,7 +22,7 @@ def test_delete_then_restore_from_the_audit_log(page, live_server, log_in, world
     page.get_by_label("Data source").select_option(label="Deals")  # htmx swaps the table: nothing happened there
     expect(page.get_by_text("Nothing has happened to Deals yet.")).to_be_visible()
     page.get_by_label("Data source").select_option(label="Calls")
-    page.get_by_role("button", name="Restore the 2 registrations deleted").click()
+    page.get_by_role("button", name="Restore 2 registrations deleted").click()
     expect(page.get_by_text("Restored 2 registrations.")).to_be_visible()
     page.goto(f"{live_server}/data-sources/{world.calls}")
     expect(page.get_by_text("30 registrations")).to_be_visible()
