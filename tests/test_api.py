@@ -112,6 +112,11 @@ def test_bad_requests_get_a_clear_message_and_change_nothing(client, world, call
         (client.post(URL.format(calls.id), data="{not json", headers={"Authorization": f"Bearer {token}"}), 400,
          'list "registrations"'),
     ]
+    from portal.jobs.delete_all import start_delete_all
+    from portal.models import User
+
+    start_delete_all(calls, db.session.get(User, world.lead))  # queued: it holds the data source
+    cases.append((send(client, calls.id, token, {"registrations": GOOD}), 409, "is already running"))
     for response, status, message in cases:
         assert response.status_code == status and message in response.get_json()["error"]
     assert registrations(calls.id) == before

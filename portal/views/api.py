@@ -11,6 +11,7 @@ from flask import Blueprint, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from portal.extensions import csrf, db, limiter
+from portal.jobs import JobAlreadyRunning, exclusive_job_for
 from portal.operations.api_tokens import data_source_for
 from portal.operations.importing import ImportRefused
 from portal.operations.manual_entry import IMPORT_MODES, NONE_IF_ERRORS, ImportFailed, import_rows, records_from_json
@@ -61,6 +62,9 @@ def add_registrations(data_source_id):
     if len(items) > MAX_REGISTRATIONS:
         return _refused(413, f"Send at most {MAX_REGISTRATIONS:,} registrations per request; this one has "
                              f"{len(items):,}.")
+    busy = exclusive_job_for(data_source.id)
+    if busy:
+        return _refused(409, f"{JobAlreadyRunning(busy)} Send again once it has finished.")
     records, problems = records_from_json(data_source, items)
     try:
         report = import_rows(data_source, records, None, mode, problems=len(problems),

@@ -72,7 +72,7 @@ def _control(job_id, action, done_message, later_message=None):
         db.session.refresh(job)
         return render_template("jobs/_job.html", job=job, message=message)
     flash(message, "success")
-    return redirect(request.form.get("next") or url_for("jobs.show", job_id=job.id))
+    return redirect(url_for("jobs.show", job_id=job.id))
 
 
 def visible_job_or_404(job_id):
