@@ -137,6 +137,8 @@ def test_a_running_import_stops_after_its_batch_and_importing_again_completes_it
     assert row.status == JobStatus.CANCELED and row.lock_key is None and "Canceled" in row.error
     partial = live(ds_id)
     assert 0 < partial < len(expected) and counter(ds_id) == partial  # whole batches only, the counter with them
+    outcomes = db.session.scalars(sa.select(AuditEvent.outcome).where(AuditEvent.action == "import")).all()
+    assert outcomes == ["canceled"]
 
     again = start_import(db.session.get(DataSource, ds_id), db.session.get(User, world.lead), LARGE_PERIOD)
     run_queued_jobs()

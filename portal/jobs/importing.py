@@ -17,7 +17,8 @@ def _record_failure(job, error):
     """Audit an import that gave up (pages committed before the failure stay, and are idempotent)."""
     data_source = db.session.get(DataSource, job.data_source_id) if job.data_source_id else None
     if data_source is not None:
-        audit.record("import", data_source, job.requested_by_id, outcome="failed", reason=error,
+        outcome = "canceled" if job.cancel_requested_at else "failed"
+        audit.record("import", data_source, job.requested_by_id, outcome=outcome, reason=error,
                      details={"period": [job.params.get("start"), job.params.get("end")], "job_id": job.id,
                               "rows_read": job.progress_done})
 
