@@ -137,6 +137,9 @@ def test_a_missing_wrong_revoked_or_other_data_sources_token_is_refused_alike(ap
     auth.login("lead@acme.test")  # a session counts for nothing here: only the token does
     assert send(client, calls.id, None, {"registrations": GOOD}).status_code == 401
     row = db.session.scalar(sa.select(ApiToken).where(ApiToken.token_digest == digest(token)))
+    dialog = client.get(f"/data-sources/{calls.id}/api-tokens/{row.id}/revoke", headers=auth.htmx_headers())
+    assert "<dialog" in dialog.get_data(as_text=True) and "This cannot be undone" in dialog.get_data(as_text=True)
+    assert send(client, calls.id, token, {"registrations": GOOD}).status_code == 200  # asking changed nothing
     response = client.post(f"/data-sources/{calls.id}/api-tokens/{row.id}/revoke",
                            data={"csrf_token": auth.csrf_token()})
     assert response.status_code == 302

@@ -23,8 +23,8 @@ def job_row(job_id):
     return db.session.get(Job, job_id)
 
 
-def post(client, auth, url, **headers):
-    return client.post(url, headers={"X-CSRFToken": auth.csrf_token(), **headers})
+def post(client, auth, url, reason="", **headers):
+    return client.post(url, data={"reason": reason}, headers={"X-CSRFToken": auth.csrf_token(), **headers})
 
 
 def failed_import(world, original):
@@ -40,7 +40,7 @@ def test_a_failed_import_is_retried_from_its_page_and_finishes(app, client, auth
     ds_id, job_id = failed_import(world, sqlite_original)
     auth.login("lead@acme.test")
     page = client.get(f"/jobs/{job_id}").get_data(as_text=True)
-    assert f'action="/jobs/{job_id}/retry"' in page and "no_such_table" in page
+    assert f'hx-get="/jobs/{job_id}/confirm"' in page and 'value="retry"' in page and "no_such_table" in page
 
     ds = db.session.get(DataSource, ds_id)
     ds.settings = {**ds.settings, "table": "sales"}  # someone fixed the settings
@@ -73,7 +73,8 @@ def test_a_retry_waits_for_the_data_sources_other_job_and_viewers_and_strangers_
 
     auth.login("viewer@acme.test")
     assert post(client, auth, f"/jobs/{job_id}/retry").status_code == 403
-    assert f'action="/jobs/{job_id}/retry"' not in client.get(f"/jobs/{job_id}").get_data(as_text=True)
+    assert f'/jobs/{job_id}/confirm' not in client.get(f"/jobs/{job_id}").get_data(as_text=True)
+    assert client.get(f"/jobs/{job_id}/confirm?action=retry").status_code == 403
     auth.login("lead@globex.test")
     assert post(client, auth, f"/jobs/{job_id}/retry").status_code == 404
     assert job_row(job_id).status == JobStatus.FAILED
@@ -85,7 +86,7 @@ def test_support_staff_give_a_reason_which_the_audit_log_keeps(app, client, auth
     response = post(client, auth, f"/jobs/{job_id}/retry", **{"HX-Request": "true"})
     assert response.status_code == 422 and "must give a reason" in response.get_data(as_text=True)
     assert job_row(job_id).status == JobStatus.FAILED
-    response = post(client, auth, f"/jobs/{job_id}/retry", **{"HX-Request": "true", "HX-Prompt": "Ticket 4711"})
+    response = post(client, auth, f"/jobs/{job_id}/retry", reason="Ticket 4711", **{"HX-Request": "true"})
     assert response.status_code == 200 and job_row(job_id).status == JobStatus.QUEUED
     event = db.session.scalar(sa.select(AuditEvent).where(AuditEvent.action == "retry_job"))
     assert event.reason == "Ticket 4711" and event.actor_id == world.support
@@ -96,9 +97,15 @@ def test_a_queued_job_is_canceled_before_it_runs_and_frees_the_data_source(app, 
     job = start_import(db.session.get(DataSource, ds_id), db.session.get(User, world.lead), Q1)
     auth.login("lead@acme.test")
     page = client.get(f"/jobs/{job.id}").get_data(as_text=True)
-    assert re.search(rf'action="/jobs/{job.id}/cancel"[^>]*\s+hx-confirm="Cancel', page, re.S)
+    assert f'hx-get="/jobs/{job.id}/confirm" hx-target="#dialog"' in page and 'value="cancel"' in page
+    dialog = client.get(f"/jobs/{job.id}/confirm?action=cancel", headers=auth.htmx_headers()).get_data(as_text=True)
+    assert "<dialog" in dialog and "Cancel “Import”?" in dialog and "It has not started: it will not run." in dialog
+    assert f'hx-post="/jobs/{job.id}/cancel"' in dialog and job_row(job.id).status == JobStatus.QUEUED  # only asked
+    assert client.get(f"/jobs/{job.id}/confirm?action=explode").status_code == 400
     response = post(client, auth, f"/jobs/{job.id}/cancel", **{"HX-Request": "true"})
-    assert response.status_code == 200 and "is canceled" in response.get_data(as_text=True)
+    answer = response.get_data(as_text=True)
+    assert response.status_code == 200 and "is canceled" in answer
+    assert '<div id="dialog" hx-swap-oob="true"></div>' in answer  # the dialog closes
     row = job_row(job.id)
     assert row.status == JobStatus.CANCELED and row.lock_key is None
     assert RQJob.fetch(job.id, connection=redis_connection()).get_status() == "canceled"

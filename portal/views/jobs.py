@@ -9,12 +9,13 @@ from portal.jobs import JobAlreadyRunning
 from portal.jobs.control import JobControlRefused, cancel, label, retry
 from portal.models import ACTIVE_JOB_STATUSES, Job, JobStatus
 from portal.views.access import organization_shown, organizations_to_choose, require_change_permission
-from portal.views.errors import message_response
+from portal.views.errors import dialog_refusal, message_response
 from portal.views.rendering import render_page_or_fragment, wants_fragment
 
 bp = Blueprint("jobs", __name__, url_prefix="/jobs")
 
 LISTED = 100
+CLOSE_DIALOG = '<div id="dialog" hx-swap-oob="true"></div>'
 STATUS_FILTERS = {"failed": (JobStatus.FAILED,), "active": ACTIVE_JOB_STATUSES}
 
 
@@ -45,6 +46,17 @@ def show(job_id):
     return render_page_or_fragment("jobs/show.html", "jobs/_job.html", job=visible_job_or_404(job_id))
 
 
+@bp.get("/<job_id>/confirm")
+def confirm(job_id):
+    """The dialog that confirms a retry or a cancel, with a reason (required of support staff)."""
+    job = visible_job_or_404(job_id)
+    require_change_permission()
+    action = request.args.get("action")
+    if action not in ("retry", "cancel"):
+        return message_response("Choose Retry or Cancel on the job.", 400)
+    return render_page_or_fragment("jobs/confirm.html", "jobs/_confirm.html", job=job, action=action)
+
+
 @bp.post("/<job_id>/retry")
 def retry_job(job_id):
     """Run a failed job again from where it stopped."""
@@ -60,17 +72,17 @@ def cancel_job(job_id):
 def _control(job_id, action, done_message, later_message=None):
     job = visible_job_or_404(job_id)
     require_change_permission()
-    reason = (request.headers.get("HX-Prompt") or request.form.get("reason") or "").strip()[:1000]
+    reason = request.form.get("reason", "").strip()[:1000]
     if current_user.is_support and not reason:
-        return message_response("Support staff must give a reason; it is kept in the audit log.", 422)
+        return dialog_refusal("Support staff must give a reason; it is kept in the audit log.")
     try:
         outcome = action(job, actor_id=current_user.id, reason=reason)
     except (JobControlRefused, JobAlreadyRunning) as refused:
-        return message_response(str(refused), 422)
+        return dialog_refusal(str(refused))
     message = (later_message if outcome is False else done_message).format(label=label(job))
     if wants_fragment():
         db.session.refresh(job)
-        return render_template("jobs/_job.html", job=job, message=message)
+        return render_template("jobs/_job.html", job=job, message=message) + CLOSE_DIALOG
     flash(message, "success")
     return redirect(url_for("jobs.show", job_id=job.id))
 

@@ -13,15 +13,15 @@ from wtforms.widgets import DateInput, NumberInput
 
 from portal.extensions import db
 from portal.jobs import JobAlreadyRunning, exclusive_job_for
-from portal.operations.api_tokens import create_token, revoke_token
+from portal.operations.api_tokens import create_token, live_tokens, revoke_token
 from portal.operations.importing import ImportRefused
 from portal.operations.manual_entry import (NONE_IF_ERRORS, VALID_ROWS, ImportFailed,
                                             RegistrationRejected, add_registration, import_rows, parse_csv,
                                             template_header)
 from portal.views.access import require_change_permission, visible_data_source_or_404
 from portal.views.data_sources import organization_employees
-from portal.views.errors import message_response
-from portal.views.rendering import wants_fragment
+from portal.views.errors import dialog_refusal, message_response
+from portal.views.rendering import render_page_or_fragment, wants_fragment
 
 bp = Blueprint("manual", __name__, url_prefix="/data-sources/<int:data_source_id>")
 
@@ -132,6 +132,18 @@ def create_api_token(data_source_id):
     return response
 
 
+@bp.get("/api-tokens/<int:token_id>/revoke")
+def confirm_revoke_api_token(data_source_id, token_id):
+    """The dialog that confirms revoking a token."""
+    data_source = manual_data_source_or_404(data_source_id)
+    require_change_permission()
+    token_row = next((t for t in live_tokens(data_source.id) if t.id == token_id), None)
+    if token_row is None:
+        return message_response("That token is not one of this data source's working tokens.", 404)
+    return render_page_or_fragment("manual/revoke_token.html", "manual/_revoke_token.html",
+                                   data_source=data_source, token_row=token_row)
+
+
 @bp.post("/api-tokens/<int:token_id>/revoke")
 def revoke_api_token(data_source_id, token_id):
     """Stop a token working at once."""
@@ -139,14 +151,13 @@ def revoke_api_token(data_source_id, token_id):
     require_change_permission()
     reason = request.form.get("reason", "").strip()[:1000]
     if current_user.is_support and not reason:
-        return message_response("Support staff must give a reason for revoking a token; it is kept in the audit "
-                                "log.", 422)
+        return dialog_refusal("Support staff must give a reason for revoking a token; it is kept in the audit log.")
     if not revoke_token(data_source, token_id, current_user.id, reason):
-        return message_response("That token is not one of this data source's working tokens.", 404)
+        return dialog_refusal("That token is not one of this data source's working tokens.")
     flash("The token is revoked: programs using it are refused from now on.", "success")
     settings = url_for("data_sources.settings", data_source_id=data_source.id)
     if wants_fragment():
-        # htmx asked, after its confirmation: load the settings again (an #anchor would only scroll).
+        # htmx sent the dialog's form: load the settings again (an #anchor would only scroll).
         return "", 204, {"HX-Redirect": settings}
     return redirect(settings + "#api")
 

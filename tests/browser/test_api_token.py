@@ -31,8 +31,10 @@ def test_create_a_token_send_registrations_and_see_them(page, live_server, log_i
     expect(page.get_by_role("cell", name="API-7", exact=True)).to_be_visible()
 
     page.goto(f"{live_server}/data-sources/{world.calls}/settings")
-    page.once("dialog", lambda dialog: dialog.accept())  # "Revoke token …? … cannot be undone."
     page.get_by_role("button", name=f"Revoke token {token[:12]}").click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_contain_text("This cannot be undone")
+    dialog.get_by_role("button", name="Revoke the token").click()
     expect(page.get_by_text("The token is revoked")).to_be_visible()
     refused = httpx.post(f"{live_server}/api/v1/data-sources/{world.calls}/registrations",
                          headers={"Authorization": f"Bearer {token}"}, json={"registrations": []})
