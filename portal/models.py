@@ -292,6 +292,9 @@ class ApiToken(db.Model):
 class Job(db.Model):
     """Durable record of a background job, keyed by its RQ job id; the truth about it."""
 
+    # The Jobs page lists an organization's most recent jobs.
+    __table_args__ = (Index("ix_job_organization_recent", "organization_id", "created_at"),)
+
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     kind: Mapped[str] = mapped_column(String(50))
     organization_id: Mapped[int | None] = mapped_column(
@@ -341,6 +344,10 @@ class Job(db.Model):
 
 class AuditEvent(db.Model):
     """Who did what to which data source, when, to how many rows, with what outcome."""
+
+    # The audit log pages by (organization, id) and (data source, id), newest first.
+    __table_args__ = (Index("ix_audit_event_organization_page", "organization_id", "id"),
+                      Index("ix_audit_event_data_source_page", "data_source_id", "id"))
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)

@@ -164,6 +164,13 @@ def test_the_jobs_page_lists_the_organizations_jobs_and_filters_failed_ones(app,
     failed = client.get("/jobs?status=failed").get_data(as_text=True)
     assert f'id="job-{failed_id}"' in failed and f'id="job-{ok.id}"' not in failed
     assert client.get("/jobs?status=exploded").status_code == 400
+    synced_ds = add_sql_source(world, sqlite_original, name="Synced sales")
+    synced = start_import(db.session.get(DataSource, synced_ds), None, Q1)  # as the scheduled sync starts it
+    by_people = client.get("/jobs?started_by=people").get_data(as_text=True)
+    by_schedule = client.get("/jobs?started_by=schedule").get_data(as_text=True)
+    assert f'id="job-{ok.id}"' in by_people and f'id="job-{synced.id}"' not in by_people
+    assert f'id="job-{synced.id}"' in by_schedule and f'id="job-{ok.id}"' not in by_schedule
+    assert client.get("/jobs?started_by=robots").status_code == 400
     auth.login("lead@globex.test")
     assert f'id="job-{failed_id}"' not in client.get("/jobs").get_data(as_text=True)
     assert client.get(f"/jobs?organization={world.acme}").status_code == 404

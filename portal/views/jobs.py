@@ -17,6 +17,7 @@ bp = Blueprint("jobs", __name__, url_prefix="/jobs")
 LISTED = 100
 CLOSE_DIALOG = '<div id="dialog" hx-swap-oob="true"></div>'
 STATUS_FILTERS = {"failed": (JobStatus.FAILED,), "active": ACTIVE_JOB_STATUSES}
+STARTED_BY = {"people": "People", "schedule": "The schedule (syncs)"}
 
 
 @bp.before_request
@@ -32,12 +33,20 @@ def index():
     status = request.args.get("status") or None
     if status is not None and status not in STATUS_FILTERS:
         return message_response(f"There is no job status {status!r} to show; choose one from the list.", 400)
+    started_by = request.args.get("started_by") or None
+    if started_by is not None and started_by not in STARTED_BY:
+        return message_response(f"There is no “started by” {started_by!r} to show; choose one from the list.", 400)
     query = select(Job).where(Job.organization_id == organization.id)
     if status:
         query = query.where(Job.status.in_(STATUS_FILTERS[status]))
+    if started_by == "people":
+        query = query.where(Job.requested_by_id.is_not(None))
+    elif started_by == "schedule":
+        query = query.where(Job.requested_by_id.is_(None))
     jobs = db.session.scalars(query.order_by(Job.created_at.desc(), Job.id.desc()).limit(LISTED)).all()
     return render_page_or_fragment("jobs/index.html", "jobs/_all.html", jobs=jobs, organization=organization,
-                                   organizations=organizations_to_choose(organization), status=status, listed=LISTED)
+                                   organizations=organizations_to_choose(organization), status=status, listed=LISTED,
+                                   started_by=started_by, started_by_choices=STARTED_BY)
 
 
 @bp.get("/<job_id>")
