@@ -174,5 +174,15 @@ def test_the_jobs_page_lists_the_organizations_jobs_and_filters_failed_ones(app,
     auth.login("lead@globex.test")
     assert f'id="job-{failed_id}"' not in client.get("/jobs").get_data(as_text=True)
     assert client.get(f"/jobs?organization={world.acme}").status_code == 404
+    globex_ds = add_sql_source(world, sqlite_original, name="Globex sales")
+    globex_job = start_import(db.session.get(DataSource, globex_ds), None, Q1)
+    globex_job.organization_id = world.globex  # as if Globex's own
+    db.session.commit()
     auth.login("support@portal.test")
     assert f'id="job-{failed_id}"' in client.get(f"/jobs?organization={world.acme}").get_data(as_text=True)
+    everywhere = client.get("/jobs?organization=all&status=failed").get_data(as_text=True)
+    assert f'id="job-{failed_id}"' in everywhere and f'id="job-{ok.id}"' not in everywhere
+    assert "Acme · " in everywhere and '<option value="all" selected>All organizations</option>' in everywhere
+    assert f'id="job-{globex_job.id}"' in client.get("/jobs?organization=all").get_data(as_text=True)
+    auth.login("lead@acme.test")  # "all" is for support staff only: a lead sees their own organization
+    assert f'id="job-{globex_job.id}"' not in client.get("/jobs?organization=all").get_data(as_text=True)

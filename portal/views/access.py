@@ -36,5 +36,5 @@ def organization_shown(organization_id):
 def organizations_to_choose(organization):
     """Every organization by name for support staff's choice; just the user's own for everyone else."""
     if not current_user.is_support:
-        return [organization]
+        return [organization]  # never None here: only support staff may look at every organization at once
     return db.session.scalars(select(Organization).order_by(Organization.name)).all()

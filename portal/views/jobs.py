@@ -28,15 +28,16 @@ def require_login():
 
 @bp.get("")
 def index():
-    """The organization's most recent jobs, newest first; support staff choose the organization."""
-    organization = organization_shown(request.args.get("organization", type=int))
+    """The organization's most recent jobs, newest first; support staff choose the organization, or all."""
+    everywhere = current_user.is_support and request.args.get("organization") == "all"
+    organization = None if everywhere else organization_shown(request.args.get("organization", type=int))
     status = request.args.get("status") or None
     if status is not None and status not in STATUS_FILTERS:
         return message_response(f"There is no job status {status!r} to show; choose one from the list.", 400)
     started_by = request.args.get("started_by") or None
     if started_by is not None and started_by not in STARTED_BY:
         return message_response(f"There is no “started by” {started_by!r} to show; choose one from the list.", 400)
-    query = select(Job).where(Job.organization_id == organization.id)
+    query = select(Job) if everywhere else select(Job).where(Job.organization_id == organization.id)
     if status:
         query = query.where(Job.status.in_(STATUS_FILTERS[status]))
     if started_by == "people":
@@ -45,7 +46,7 @@ def index():
         query = query.where(Job.requested_by_id.is_(None))
     jobs = db.session.scalars(query.order_by(Job.created_at.desc(), Job.id.desc()).limit(LISTED)).all()
     return render_page_or_fragment("jobs/index.html", "jobs/_all.html", jobs=jobs, organization=organization,
-                                   organizations=organizations_to_choose(organization), status=status, listed=LISTED,
+                                   organizations=organizations_to_choose(organization), status=status, listed=LISTED, allow_all=True,
                                    started_by=started_by, started_by_choices=STARTED_BY)
 
 
