@@ -343,18 +343,33 @@ def _list_v2(records, query, wanted=lambda record: True):
         raise BadRequest("The sandbox sorts by id ascending only")
     since, until = _moment_param(query, "updated_since"), _moment_param(query, "updated_until")
     after = _decode_cursor(query.get("cursor"))
+    only = _ids_param(query)
     matching = []
     for record_id in sorted(records):
         record = records[record_id]
         updated = _parse_moment(record["update_time"])
-        if (record_id > after and wanted(record) and (since is None or updated >= since)
-                and (until is None or updated < until)):
+        if (record_id > after and (only is None or record_id in only) and wanted(record)
+                and (since is None or updated >= since) and (until is None or updated < until)):
             matching.append(record)
             if len(matching) > limit:
                 break
     page = matching[:limit]
     next_cursor = _encode_cursor(page[-1]["id"]) if len(matching) > limit else None
     return 200, {"success": True, "data": page, "additional_data": {"next_cursor": next_cursor}}
+
+
+def _ids_param(query):
+    """`ids`: up to 100 comma-separated ids to fetch, as Pipedrive's v2 lists take them; None when absent."""
+    raw = query.get("ids")
+    if raw is None:
+        return None
+    try:
+        ids = {int(part) for part in raw.split(",") if part.strip()}
+    except ValueError:
+        raise BadRequest("ids must be comma-separated whole numbers") from None
+    if len(ids) > 100:
+        raise BadRequest("ids takes at most 100 ids")
+    return ids
 
 
 def _not_found(what):

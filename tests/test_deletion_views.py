@@ -286,3 +286,30 @@ def test_the_dialog_says_how_many_ticked_ones_the_sql_source_still_has(request, 
     response = client.get(f"/data-sources/{ds.id}/delete/confirm", headers=lead.htmx_headers())
     assert response.status_code == 200 and "data-at-source" not in response.get_data(as_text=True)
     assert "Delete 3 registrations" in response.get_data(as_text=True)
+
+
+def test_the_dialog_says_how_many_ticked_deals_pipedrive_still_has(app, client, lead, world, pipedrive_sandbox):
+    from datetime import date
+
+    import httpx
+
+    from portal.connectors import reader_for
+    from portal.connectors.base import Period
+    from portal.operations.importing import import_period
+    from portal.operations.progress import NO_PROGRESS
+
+    ds = DataSource(organization_id=world.acme, name="PD", connector="pipedrive", source_type="deals",
+                    settings={"base_url": pipedrive_sandbox.base_url}, secrets={"api_token": "sandbox-token"})
+    db.session.add(ds)
+    db.session.commit()
+    import_period(ds.id, Period(date(2025, 1, 1), date(2025, 3, 31)), reader=reader_for("pipedrive"),
+                  progress=NO_PROGRESS)
+    first, second, third = db.session.scalars(sa.select(Registration.external_id).where(
+        Registration.data_source_id == ds.id).order_by(Registration.id).limit(3)).all()
+    response = httpx.delete(f"{pipedrive_sandbox.base_url}/api/v2/deals/{first}",
+                            headers={"x-api-token": "sandbox-token"})
+    assert response.status_code == 200  # deleted in Pipedrive, still here (no webhook registered)
+    for registration_id in reg_ids(ds.id, first, second, third):
+        tick(client, lead, ds.id, registration_id)
+    text = client.get(f"/data-sources/{ds.id}/delete/confirm", headers=lead.htmx_headers()).get_data(as_text=True)
+    assert 'data-at-source="2"' in text and "2 of the 3 registrations are still in Pipedrive." in text

@@ -58,6 +58,16 @@ class PipedriveReader:
                 if records:
                     yield records
 
+    def count_existing(self, config: ConnectorConfig, external_ids):
+        """How many of these deals or activities Pipedrive still has (not deleted), 100 ids a request."""
+        ids = sorted({int(e) for e in external_ids if str(e).isdigit()})
+        if not ids:
+            return 0
+        with _PipedriveApi(config, self) as api:
+            return sum(len(page) for start in range(0, len(ids), 100)
+                       for page in api.cursor_pages(f"/api/v2/{_source_type(config)}",
+                                                    {"ids": ",".join(map(str, ids[start:start + 100]))}))
+
     def deleted_ids(self, config: ConnectorConfig, period: Period):
         """Yield ids of the period's deals that Pipedrive lists as deleted; nothing for activities."""
         if _source_type(config) != "deals":

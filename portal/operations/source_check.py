@@ -1,8 +1,9 @@
 """Before a deletion: how many of the selected registrations the original source still has.
 
-Only where the connector can tell (the SQL connector counts ids in its table or query) and
-only for a ticked selection of at most MAX_CHECKED registrations; the source gets a few
-seconds, and a source that is slow or unreachable makes the answer "unknown", never an error.
+Only where the connector can tell (the SQL connector counts ids in its table or query,
+Pipedrive lists deals or activities by id, 100 a request) and only for a ticked selection
+of at most MAX_CHECKED registrations; the source gets a few seconds, and a source that is
+slow or unreachable makes the answer "unknown", never an error.
 """
 
 import logging
