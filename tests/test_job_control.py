@@ -1,6 +1,5 @@
 """Retrying a failed job and canceling a queued or running one, through the pages, with real RQ workers."""
 
-import re
 import time
 
 import pytest

@@ -27,6 +27,11 @@ JOB_LABELS = {"delete_all": "Delete all registrations", "delete_selected": "Dele
 EXCLUSIVE_KINDS = frozenset({"delete_all", "delete_selected", "restore", "delete_data_source", "import"})
 
 
+def job_label(job):
+    """What people call the job's kind."""
+    return JOB_LABELS.get(job.kind, job.kind.replace("_", " "))
+
+
 class JobCanceled(Exception):
     """Someone canceled the running job; raised at its next checkpoint, before that chunk commits."""
 
@@ -35,8 +40,7 @@ class JobAlreadyRunning(Exception):
     """Another exclusive job holds this data source."""
 
     def __init__(self, job):
-        what = JOB_LABELS.get(job.kind, job.kind.replace("_", " "))
-        super().__init__(f"“{what}” is already running for this data source.")
+        super().__init__(f"“{job_label(job)}” is already running for this data source.")
         self.job = job
 
 

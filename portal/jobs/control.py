@@ -14,7 +14,7 @@ from rq.registry import FailedJobRegistry
 from sqlalchemy.exc import IntegrityError
 
 from portal.extensions import db
-from portal.jobs import (EXCLUSIVE_KINDS, JOB_LABELS, JobAlreadyRunning, exclusive_job_for, finish, lock_key_for,
+from portal.jobs import (EXCLUSIVE_KINDS, JobAlreadyRunning, exclusive_job_for, finish, job_label, lock_key_for,
                          put_on_queue)
 from portal.jobs.registry import JOB_FUNCTIONS
 from portal.models import DataSource, JobStatus, utcnow
@@ -29,14 +29,10 @@ class JobControlRefused(Exception):
     """The job cannot be retried or canceled now; the message says why."""
 
 
-def label(job):
-    return JOB_LABELS.get(job.kind, job.kind.replace("_", " "))
-
-
 def retry(job, *, actor_id, reason=""):
     """Put a failed job back on the queue under its id."""
     if job.status != JobStatus.FAILED:
-        raise JobControlRefused(f"Only a failed job can be retried; “{label(job)}” is {job.status}.")
+        raise JobControlRefused(f"Only a failed job can be retried; “{job_label(job)}” is {job.status}.")
     data_source = _data_source_of(job)
     if job.kind in EXCLUSIVE_KINDS:
         job.lock_key = lock_key_for(data_source.id)
@@ -59,9 +55,9 @@ def cancel(job, *, actor_id, reason=""):
     Returns True if the job is canceled already, False if it stops at its next checkpoint.
     """
     if not job.is_active:
-        raise JobControlRefused(f"“{label(job)}” is {job.status}; only a queued or running job can be canceled.")
+        raise JobControlRefused(f"“{job_label(job)}” is {job.status}; only a queued or running job can be canceled.")
     if job.kind in NEVER_CANCELED:
-        raise JobControlRefused(f"“{label(job)}” cannot be canceled: the data source is already hidden and "
+        raise JobControlRefused(f"“{job_label(job)}” cannot be canceled: the data source is already hidden and "
                                 "its registrations are going; it finishes, or is retried if it fails.")
     data_source = _data_source_of(job)
     audit.record("cancel_job", data_source, actor_id, reason=reason, details={"job_id": job.id, "kind": job.kind})
@@ -70,7 +66,7 @@ def cancel(job, *, actor_id, reason=""):
         return True
     if job.kind not in STOPPABLE_WHILE_RUNNING:
         db.session.rollback()
-        raise JobControlRefused(f"“{label(job)}” is running and finishes in one step; it cannot be stopped now.")
+        raise JobControlRefused(f"“{job_label(job)}” is running and finishes in one step; it cannot be stopped now.")
     job.cancel_requested_at = utcnow()
     db.session.commit()
     return False

@@ -1,7 +1,6 @@
 """API tokens of manual data sources: created (shown once), checked by digest, revoked."""
 
 import hashlib
-import hmac
 import secrets
 
 from sqlalchemy import select, update
@@ -60,8 +59,7 @@ def data_source_for(token, data_source_id):
     if not token or not token.startswith(TOKEN_PREFIX):
         return None
     row = db.session.scalar(select(ApiToken).where(ApiToken.token_digest == digest(token)))
-    if row is None or row.revoked_at is not None or not hmac.compare_digest(str(row.data_source_id),
-                                                                           str(data_source_id)):
+    if row is None or row.revoked_at is not None or row.data_source_id != data_source_id:
         return None
     data_source = db.session.get(DataSource, row.data_source_id)
     if data_source is None or data_source.pending_deletion or not data_source.is_manual:

@@ -12,15 +12,19 @@ def recount_registrations(data_source_id, progress):
     if data_source_id is None or db.session.get(DataSource, data_source_id) is None:
         raise LookupError("The data source no longer exists.")
     progress.update(0, total=1)
-    total = db.session.scalar(
-        select(func.count()).select_from(Registration).where(*RegistrationFilter(data_source_id).clauses())
-    )
-    db.session.execute(
-        update(DataSource).where(DataSource.id == data_source_id).values(registration_count=total)
-    )
+    total = recount_live(data_source_id)
     progress.update(1, total=1)
     db.session.commit()
     return {"registrations": total}
+
+
+def recount_live(data_source_id):
+    """Set the counter to the number of live registrations (in the caller's transaction), and return it."""
+    total = db.session.scalar(
+        select(func.count()).select_from(Registration).where(*RegistrationFilter(data_source_id).clauses())
+    )
+    db.session.execute(update(DataSource).where(DataSource.id == data_source_id).values(registration_count=total))
+    return total
 
 
 def adjust_registration_count(data_source_id, delta):

@@ -8,7 +8,7 @@ set-based: a fixed number of statements whatever the number of rows.
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sqlalchemy import BigInteger, any_, bindparam, delete, exists, func, insert, literal, select, update
+from sqlalchemy import BigInteger, any_, bindparam, delete, exists, func, insert, literal, select
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from portal.extensions import db
@@ -23,7 +23,7 @@ from portal.models import (
     utcnow,
 )
 from portal.operations import audit
-from portal.operations.counting import adjust_registration_count
+from portal.operations.counting import adjust_registration_count, recount_live
 from portal.operations.listing import RegistrationFilter, filter_batch_covers, is_live
 from portal.operations.statements import insert_counting, is_postgresql
 
@@ -340,14 +340,6 @@ def has_restore_window(data_source_id):
     """Whether anything of the data source is deleted but restorable (most imports find nothing)."""
     return db.session.scalar(select(exists().where(DeletionBatch.data_source_id == data_source_id,
                                                    DeletionBatch.status == "deleted")))
-
-
-def recount_live(data_source_id):
-    """Set the counter to the number of live registrations, and return it."""
-    total = db.session.scalar(select(func.count()).select_from(Registration)
-                              .where(*RegistrationFilter(data_source_id).clauses()))
-    db.session.execute(update(DataSource).where(DataSource.id == data_source_id).values(registration_count=total))
-    return total
 
 
 def remove_suppression(data_source, suppression_id, *, actor_id):

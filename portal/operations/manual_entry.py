@@ -164,15 +164,12 @@ def records_from_json(data_source, items):
     """
     converter = RowConverter(data_source)
     fields = {f.key for f in converter.fields}
-    records, problems, indexes = [], [], {}
+    rows = []  # (index, external id, record or None, reasons), as a CSV file's rows are read
     for index, item in enumerate(items):
-        if isinstance(item, dict) and isinstance(item.get("external_id"), (str, int)):
-            indexes.setdefault(str(item["external_id"]).strip(), []).append(index)
-    for index, item in enumerate(items):
-        reasons, raw, external_id = [], {}, ""
         if not isinstance(item, dict):
-            problems.append({"index": index, "external_id": None, "reason": "A registration must be a JSON object."})
+            rows.append((index, "", None, ["A registration must be a JSON object."]))
             continue
+        reasons, raw, record = [], {}, None
         unknown = sorted(set(item) - set(API_ITEM_KEYS))
         if unknown:
             reasons.append(f"Unknown key{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; a "
@@ -204,14 +201,11 @@ def records_from_json(data_source, items):
         if not reasons:
             record, errors = converter.convert(raw)
             reasons += [_with_label(converter.label_of(column), message) for column, message in errors.items()]
-        if external_id and len(indexes.get(external_id, ())) > 1:
-            at = ", ".join(str(i) for i in indexes[external_id])
-            reasons.append(f"The external id “{_shown(external_id)}” is at indexes {at}; each registration "
-                           "needs its own.")
-        if reasons:
-            problems.append({"index": index, "external_id": external_id or None, "reason": " ".join(reasons)})
-        else:
-            records.append(record)
+        rows.append((index, external_id, record, reasons))
+    _report_duplicate_ids(rows, where="at indexes", each="each registration")
+    records = [record for _, _, record, reasons in rows if not reasons]
+    problems = [{"index": index, "external_id": external_id or None, "reason": " ".join(reasons)}
+                for index, external_id, _, reasons in rows if reasons]
     return records, problems
 
 
@@ -379,7 +373,7 @@ def _with_generated_ids(rows):
     return result
 
 
-def _report_duplicate_ids(rows):
+def _report_duplicate_ids(rows, where="on rows", each="each row"):
     """Every row of an external id that more than one row has is bad: which one is right is not ours to guess."""
     numbers = {}
     for number, external_id, _, _ in rows:
@@ -388,7 +382,7 @@ def _report_duplicate_ids(rows):
     for number, external_id, _, reasons in rows:
         if len(numbers.get(external_id, ())) > 1:
             others = ", ".join(str(n) for n in numbers[external_id])
-            reasons.append(f"The external id “{_shown(external_id)}” is on rows {others}; each row needs its own.")
+            reasons.append(f"The external id “{_shown(external_id)}” is {where} {others}; {each} needs its own.")
 
 
 def _field_value(f, text, errors):

@@ -16,6 +16,15 @@ def visible_data_source_or_404(data_source_id):
     return data_source
 
 
+def visible_or_404(model, key):
+    """The row (an Employee, a Job: anything with an organization_id) if the current user may see
+    its organization; a 404 otherwise, never a 403."""
+    row = db.session.get(model, key)
+    if row is None or not current_user.can_see(row.organization_id):
+        abort(404)
+    return row
+
+
 def require_change_permission():
     """Viewers may look but not change anything."""
     if not current_user.can_change_data:

@@ -45,7 +45,6 @@ def add_registrations(data_source_id):
     if found is None:
         log.warning("Rejected an API call for data source %s from %s: no valid token", data_source_id,
                     request.remote_addr)
-        db.session.rollback()
         return _refused(401, "Send this data source's API token as `Authorization: Bearer <token>` "
                              "(create one in the data source's settings).",
                         {"WWW-Authenticate": 'Bearer realm="portal api"'})

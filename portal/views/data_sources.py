@@ -6,13 +6,14 @@ from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
 
 from portal.extensions import db
-from portal.models import DataSource, Employee, Job, Organization, Suppression
+from portal.models import DataSource, Employee, Organization, Suppression
 from portal.operations.api_tokens import live_tokens
 from portal.operations.listing import EMPTY_PAGE, RegistrationFilter, count_matching, page_of_registrations
 from portal.queue import redis_connection
 from portal.selection import SelectionStore
 from portal.views.access import visible_data_source_or_404
 from portal.views.forms import RegistrationFilterForm
+from portal.views.jobs import recent_jobs
 from portal.views.rendering import render_page_or_fragment
 
 bp = Blueprint("data_sources", __name__)
@@ -50,7 +51,8 @@ def settings(data_source_id):
     """Name, connector settings (secrets never shown) and fields."""
     data_source = visible_data_source_or_404(data_source_id)
     return render_template("data_sources/settings.html", data_source=data_source,
-                           suppressions=suppressed_external_ids(data_source.id), jobs=recent_jobs(data_source.id),
+                           suppressions=suppressed_external_ids(data_source.id),
+                           jobs=recent_jobs(data_source_id=data_source.id, limit=10),
                            api_tokens=live_tokens(data_source.id) if data_source.is_manual else [])
 
 
@@ -116,13 +118,6 @@ def suppressed_external_ids(data_source_id, limit=500):
     return db.session.scalars(
         select(Suppression).where(Suppression.data_source_id == data_source_id)
         .order_by(Suppression.created_at.desc(), Suppression.id.desc()).limit(limit)
-    ).all()
-
-
-def recent_jobs(data_source_id, limit=10):
-    """The data source's latest background jobs, newest first."""
-    return db.session.scalars(
-        select(Job).where(Job.data_source_id == data_source_id).order_by(Job.created_at.desc()).limit(limit)
     ).all()
 
 

@@ -1,11 +1,12 @@
 """The Employees page: who the registrations are about, deactivated and reactivated, never deleted."""
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
-from portal.extensions import db
+
 from portal.models import Employee
 from portal.operations.employees import deactivate_employee, employees_with_counts, reactivate_employee
-from portal.views.access import organization_shown, organizations_to_choose, require_change_permission
+from portal.views.access import (organization_shown, organizations_to_choose, require_change_permission,
+                                 visible_or_404)
 from portal.views.rendering import render_page_or_fragment, wants_fragment
 
 bp = Blueprint("employees", __name__, url_prefix="/employees")
@@ -29,7 +30,7 @@ def index():
 @bp.post("/<int:employee_id>/deactivate")
 def deactivate(employee_id):
     """Deactivate an employee; their registrations stay and still count."""
-    employee = visible_employee_or_404(employee_id)
+    employee = visible_or_404(Employee, employee_id)
     require_change_permission()
     deactivate_employee(employee, actor_id=current_user.id)
     return changed(employee, f"{employee.name} is deactivated. Their registrations stay and still count.")
@@ -38,7 +39,7 @@ def deactivate(employee_id):
 @bp.post("/<int:employee_id>/reactivate")
 def reactivate(employee_id):
     """Make a deactivated employee active again."""
-    employee = visible_employee_or_404(employee_id)
+    employee = visible_or_404(Employee, employee_id)
     require_change_permission()
     reactivate_employee(employee, actor_id=current_user.id)
     return changed(employee, f"{employee.name} is active again.")
@@ -53,10 +54,3 @@ def changed(employee, message):
     organization = employee.organization_id if current_user.is_support else None
     return redirect(url_for("employees.index", organization=organization))
 
-
-def visible_employee_or_404(employee_id):
-    """The employee if the current user may see their organization; a 404 otherwise, never a 403."""
-    employee = db.session.get(Employee, employee_id)
-    if employee is None or not current_user.can_see(employee.organization_id):
-        abort(404)
-    return employee

@@ -2,16 +2,14 @@
 
 from flask import Blueprint, redirect, render_template, url_for
 from flask_login import current_user, login_required
-from sqlalchemy import select
 
 from portal.connectors import source_type_of
 from portal.connectors.base import Period
-from portal.extensions import db
 from portal.jobs import JobAlreadyRunning
 from portal.jobs.importing import start_import
-from portal.models import Job
 from portal.views.access import require_change_permission, visible_data_source_or_404
 from portal.views.forms import ImportPeriodForm
+from portal.views.jobs import recent_jobs
 from portal.views.rendering import wants_fragment
 
 BUSY = {"import": "An import", "delete_all": "Deleting all registrations", "delete_data_source": "Deleting the data source",
@@ -50,10 +48,5 @@ def import_more(data_source_id):
     template = "importing/_form.html" if wants_fragment() else "importing/import.html"
     status = 422 if form.errors or error else 200
     return render_template(template, data_source=data_source, form=form, error=error, job=job,
-                           jobs=_imports(data_source.id)), status
+                           jobs=recent_jobs(data_source_id=data_source.id, kind="import", limit=5)), status
 
-
-def _imports(data_source_id):
-    """The data source's latest imports."""
-    return db.session.scalars(select(Job).where(Job.data_source_id == data_source_id, Job.kind == "import")
-                              .order_by(Job.created_at.desc()).limit(5)).all()

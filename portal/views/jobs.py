@@ -1,14 +1,15 @@
 """Background jobs: the progress partial polled by htmx, the list, and retrying or canceling one."""
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
 from portal.extensions import db
-from portal.jobs import JobAlreadyRunning
-from portal.jobs.control import JobControlRefused, cancel, label, retry
+from portal.jobs import JobAlreadyRunning, job_label
+from portal.jobs.control import JobControlRefused, cancel, retry
 from portal.models import ACTIVE_JOB_STATUSES, Job, JobStatus
-from portal.views.access import organization_shown, organizations_to_choose, require_change_permission
+from portal.views.access import (organization_shown, organizations_to_choose, require_change_permission,
+                                 visible_or_404)
 from portal.views.errors import dialog_refusal, message_response
 from portal.views.rendering import render_page_or_fragment, wants_fragment
 
@@ -37,29 +38,41 @@ def index():
     started_by = request.args.get("started_by") or None
     if started_by is not None and started_by not in STARTED_BY:
         return message_response(f"There is no “started by” {started_by!r} to show; choose one from the list.", 400)
-    query = select(Job) if everywhere else select(Job).where(Job.organization_id == organization.id)
+    jobs = recent_jobs(organization_id=None if everywhere else organization.id, status=status,
+                       started_by=started_by)
+    return render_page_or_fragment("jobs/index.html", "jobs/_all.html", jobs=jobs, organization=organization,
+                                   organizations=organizations_to_choose(organization), status=status, listed=LISTED, allow_all=True,
+                                   started_by=started_by, started_by_choices=STARTED_BY)
+
+
+def recent_jobs(*, organization_id=None, data_source_id=None, kind=None, status=None, started_by=None, limit=LISTED):
+    """The newest jobs, of an organization or a data source (None: every one), by kind, status and starter."""
+    query = select(Job)
+    if organization_id is not None:
+        query = query.where(Job.organization_id == organization_id)
+    if data_source_id is not None:
+        query = query.where(Job.data_source_id == data_source_id)
+    if kind is not None:
+        query = query.where(Job.kind == kind)
     if status:
         query = query.where(Job.status.in_(STATUS_FILTERS[status]))
     if started_by == "people":
         query = query.where(Job.requested_by_id.is_not(None))
     elif started_by == "schedule":
         query = query.where(Job.requested_by_id.is_(None))
-    jobs = db.session.scalars(query.order_by(Job.created_at.desc(), Job.id.desc()).limit(LISTED)).all()
-    return render_page_or_fragment("jobs/index.html", "jobs/_all.html", jobs=jobs, organization=organization,
-                                   organizations=organizations_to_choose(organization), status=status, listed=LISTED, allow_all=True,
-                                   started_by=started_by, started_by_choices=STARTED_BY)
+    return db.session.scalars(query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit)).all()
 
 
 @bp.get("/<job_id>")
 def show(job_id):
     """The job's status and progress; the fragment stops polling once the job has ended."""
-    return render_page_or_fragment("jobs/show.html", "jobs/_job.html", job=visible_job_or_404(job_id))
+    return render_page_or_fragment("jobs/show.html", "jobs/_job.html", job=visible_or_404(Job, job_id))
 
 
 @bp.get("/<job_id>/confirm")
 def confirm(job_id):
     """The dialog that confirms a retry or a cancel, with a reason (required of support staff)."""
-    job = visible_job_or_404(job_id)
+    job = visible_or_404(Job, job_id)
     require_change_permission()
     action = request.args.get("action")
     if action not in ("retry", "cancel"):
@@ -80,7 +93,7 @@ def cancel_job(job_id):
 
 
 def _control(job_id, action, done_message, later_message=None):
-    job = visible_job_or_404(job_id)
+    job = visible_or_404(Job, job_id)
     require_change_permission()
     reason = request.form.get("reason", "").strip()[:1000]
     if current_user.is_support and not reason:
@@ -89,17 +102,10 @@ def _control(job_id, action, done_message, later_message=None):
         outcome = action(job, actor_id=current_user.id, reason=reason)
     except (JobControlRefused, JobAlreadyRunning) as refused:
         return dialog_refusal(str(refused))
-    message = (later_message if outcome is False else done_message).format(label=label(job))
+    message = (later_message if outcome is False else done_message).format(label=job_label(job))
     if wants_fragment():
         db.session.refresh(job)
         return render_template("jobs/_job.html", job=job, message=message) + CLOSE_DIALOG
     flash(message, "success")
     return redirect(url_for("jobs.show", job_id=job.id))
 
-
-def visible_job_or_404(job_id):
-    """The job if the current user may see its organization; a 404 otherwise, never a 403."""
-    job = db.session.get(Job, job_id)
-    if job is None or not current_user.can_see(job.organization_id):
-        abort(404)
-    return job
